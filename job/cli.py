@@ -1,0 +1,183 @@
+"""`etl-job`: the command inside every ETL container. A thin layer over runner/ledger.
+
+Exit codes: 0 success, 1 the run failed, 2 bad configuration or input.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from job import __version__, ledger
+from job.config import Config, Pipeline, load_config
+from job.db import database_url, make_engine
+from job.errors import ConfigError, EtlError
+from job.logs import Log
+from job.schedule import Interval, interval_for_tick, parse_interval, parse_time
+
+app = typer.Typer(
+    name="etl-job",
+    help="Run kubetl pipelines: extract, transform, validate and load into PostgreSQL (or SQLite).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Output(str, Enum):
+    table = "table"
+    json = "json"
+
+
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="Pipelines YAML. Default: $KUBETL_CONFIG, $KUBETL_CONFIG_YAML, ./pipelines.yaml"),
+]
+OutputOption = Annotated[Output, typer.Option("--output", "-o", help="table or json")]
+
+
+def fail(error: EtlError | str, code: int | None = None) -> None:
+    message = str(error)
+    typer.echo(f"etl-job: error: {message}", err=True)
+    raise typer.Exit(code if code is not None else getattr(error, "exit_code", 1))
+
+
+def resolve_interval(pipeline: Pipeline, interval: str | None, scheduled_at: str | None) -> Interval | None:
+    """--interval wins; --scheduled-at T (or 'now') maps to the schedule tick's interval."""
+    if interval and scheduled_at:
+        raise ConfigError("give --interval or --scheduled-at, not both")
+    if interval:
+        return parse_interval(interval, pipeline.timezone)
+    if scheduled_at:
+        if not pipeline.schedule:
+            raise ConfigError(f"pipeline {pipeline.name!r} has no schedule, so --scheduled-at cannot derive an interval; use --interval")
+        moment = datetime.now(timezone.utc) if scheduled_at == "now" else parse_time(scheduled_at, pipeline.timezone)
+        return interval_for_tick(pipeline.schedule, pipeline.timezone, moment)
+    return None
+
+
+@app.command()
+def run(
+    pipeline: Annotated[str, typer.Argument(help="Name of the pipeline to run")],
+    config: ConfigOption = None,
+    interval: Annotated[Optional[str], typer.Option(help="START/END in ISO 8601, e.g. 2013-01-01/2013-02-01")] = None,
+    scheduled_at: Annotated[
+        Optional[str],
+        typer.Option(envvar="KUBETL_SCHEDULED_AT", help="Schedule tick time (RFC 3339, or 'now'); the run covers the interval ending at that tick"),
+    ] = None,
+    trigger: Annotated[str, typer.Option(envvar="KUBETL_TRIGGER", help="Recorded in the ledger: manual, scheduled, backfill...")] = "manual",
+    wait_for_lock: Annotated[bool, typer.Option(help="Wait for a concurrent run of the same interval instead of failing")] = False,
+) -> None:
+    """Run one pipeline once, for one interval."""
+    from job.runner import run_pipeline
+
+    log = Log()
+    try:
+        spec = load_config(config).pipeline(pipeline)
+        window = resolve_interval(spec, interval, scheduled_at)
+        url, origin = database_url()
+        if origin.startswith("embedded"):
+            log.warning("database.embedded", url=url, note=origin)
+        result = run_pipeline(spec, url, window, trigger=trigger, wait_for_lock=wait_for_lock, log=log)
+    except EtlError as exc:
+        fail(exc)
+    typer.echo(
+        f"etl-job: {result.pipeline}: loaded {result.rows_loaded} rows into {result.target} "
+        f"({result.rows_read} read, {result.rows_rejected} rejected, {result.rows_filtered} filtered) "
+        f"in {result.seconds:.1f}s, run {result.run_id}",
+        err=True,
+    )
+
+
+@app.command()
+def validate(config: ConfigOption = None) -> None:
+    """Check the configuration and exit 0, or name every problem and exit 2."""
+    try:
+        parsed = load_config(config)
+    except EtlError as exc:
+        fail(exc)
+    typer.echo(f"ok: {len(parsed.pipelines)} pipeline(s): {', '.join(parsed.pipelines)}")
+
+
+@app.command("list")
+def list_pipelines(config: ConfigOption = None, output: OutputOption = Output.table) -> None:
+    """List the pipelines in the configuration."""
+    try:
+        parsed: Config = load_config(config)
+    except EtlError as exc:
+        fail(exc)
+    rows = [
+        {
+            "name": p.name,
+            "schedule": p.schedule or "",
+            "source": p.source.format,
+            "mode": p.load.mode,
+            "table": p.load.table,
+            "description": " ".join(p.description.split())[:60],
+        }
+        for p in parsed.pipelines.values()
+    ]
+    _print(rows, output)
+
+
+@app.command()
+def runs(
+    pipeline: Annotated[Optional[str], typer.Argument(help="Only this pipeline's runs")] = None,
+    limit: Annotated[int, typer.Option(help="How many recent runs")] = 20,
+    output: OutputOption = Output.table,
+) -> None:
+    """Show recent runs from the ledger (creating the ledger tables if missing)."""
+    import sqlalchemy as sa
+
+    url, _ = database_url()
+    engine = make_engine(url)
+    try:
+        ledger.ensure(engine)
+        with engine.connect() as conn:
+            rows = ledger.recent(conn, pipeline, limit)
+    except sa.exc.OperationalError as exc:
+        fail(f"cannot reach the database: {str(exc.orig).strip().splitlines()[0]}", 1)
+    finally:
+        engine.dispose()
+    columns = ["id", "pipeline", "interval_start", "interval_end", "trigger", "status", "rows_read", "rows_loaded", "rows_rejected", "started_at", "finished_at", "error"]
+    _print([{k: row[k] for k in columns} for row in rows], output)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def _print(rows: list[dict[str, Any]], output: Output) -> None:
+    if output == Output.json:
+        typer.echo(json.dumps(rows, default=str, indent=2))
+        return
+    if not rows:
+        typer.echo("(none)")
+        return
+    cells = [[_cell(v) for v in row.values()] for row in rows]
+    headers = [h.upper() for h in rows[0]]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    for line in [headers, *cells]:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value).replace("\n", " ")[:80]
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,44 @@
+"""Which database a run talks to, and engines set up for how runs use them."""
+from __future__ import annotations
+
+import os
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+EMBEDDED_DEFAULT = "sqlite:///kubetl.db"
+
+
+def database_url(env: dict[str, str] | None = None) -> tuple[str, str]:
+    """(url, where it came from): DATABASE_URL, else the PG* variables, else embedded SQLite."""
+    env = os.environ if env is None else env
+    if env.get("DATABASE_URL"):
+        url = env["DATABASE_URL"]
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url.removeprefix("postgres://")
+        return url, "DATABASE_URL"
+    if env.get("PGHOST") or env.get("PGDATABASE") or env.get("PGSERVICE"):
+        # An empty URL lets libpq read PGHOST, PGPORT, PGUSER, PGPASSWORD... itself.
+        return "postgresql+psycopg2://", "PG* environment variables"
+    return EMBEDDED_DEFAULT, "embedded default (set DATABASE_URL or PGHOST for PostgreSQL)"
+
+
+def make_engine(url: str, lock_timeout_s: float = 0) -> sa.Engine:
+    engine = sa.create_engine(url, pool_pre_ping=False, future=True)
+    if engine.dialect.name == "sqlite":
+        _sqlite_write_transactions(engine, lock_timeout_s)
+    return engine
+
+
+def _sqlite_write_transactions(engine: sa.Engine, lock_timeout_s: float) -> None:
+    """Every transaction takes SQLite's write lock up front (BEGIN IMMEDIATE),
+    so two runs serialise at the start instead of failing half-way."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {int(lock_timeout_s * 1000)}")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,283 @@
+"""Load: write a run's chunks into its target table, inside the run's transaction.
+
+Nothing here commits: the caller owns the one transaction per run, so a run
+that dies at any point leaves the target as it was. Per mode:
+
+  append              rows tagged with the run's batch key (pipeline + interval);
+                      a rerun first deletes its own earlier batch
+  overwrite_interval  delete the interval's rows, then insert
+  upsert              stage, then delete matching keys and insert (last row wins)
+  replace             build a new table, then swap it in by rename
+
+On PostgreSQL rows go in through COPY; elsewhere (SQLite) through executemany.
+Identifiers always go through SQLAlchemy or psycopg2.sql quoting, never
+string formatting.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+
+from job import config as c
+from job.errors import InputError, LoadError
+from job.schedule import Interval
+from job.transform import StepResult, add_reason, reject_rows
+from job.types import cast, infer_type
+
+BATCH_COLUMN = "_etl_batch"
+SEQ_COLUMN = "_etl_seq"
+
+SQL_TYPES: dict[str, Any] = {
+    "int": sa.BigInteger,
+    "float": lambda: sa.Float(precision=53),
+    "numeric": sa.Numeric,
+    "text": sa.Text,
+    "bool": sa.Boolean,
+    "date": sa.Date,
+    "timestamp": lambda: sa.DateTime(timezone=False),
+    "timestamptz": lambda: sa.DateTime(timezone=True),
+}
+
+
+def column_type_of(sql_type: sa.types.TypeEngine) -> c.ColumnType:
+    """Map a reflected SQL column type back to a pipeline column type."""
+    if isinstance(sql_type, sa.Boolean):
+        return "bool"
+    if isinstance(sql_type, sa.Integer):
+        return "int"
+    if isinstance(sql_type, sa.Float):
+        return "float"
+    if isinstance(sql_type, sa.Numeric):
+        return "numeric"
+    if isinstance(sql_type, sa.DateTime):
+        return "timestamptz" if sql_type.timezone else "timestamp"
+    if isinstance(sql_type, sa.Date):
+        return "date"
+    return "text"
+
+
+@dataclass
+class LoadPlan:
+    table: sa.Table  # the table rows are written into (target, staging or new)
+    types: dict[str, c.ColumnType]  # the columns data may carry, with their types
+
+
+class Loader:
+    def __init__(self, conn: sa.Connection, spec: c.Load, pipeline: str, interval: Interval | None) -> None:
+        self.conn = conn
+        self.spec = spec
+        self.pipeline = pipeline
+        self.interval = interval
+        self.postgres = conn.dialect.name == "postgresql"
+        self.metadata = sa.MetaData()
+        self.plan: LoadPlan | None = None
+        self.rows_written = 0
+        self.batch_key = f"{pipeline}|{interval}" if interval else f"{pipeline}|*"
+        if spec.mode == "overwrite_interval" and interval is None:
+            raise InputError(f"load mode overwrite_interval needs a run interval: pass --interval or --scheduled-at")
+
+    @property
+    def target_name(self) -> str:
+        return f"{self.spec.schema_}.{self.spec.table}" if self.spec.schema_ else self.spec.table
+
+    # --- per chunk -----------------------------------------------------------------
+
+    def write(self, frame: pd.DataFrame) -> StepResult:
+        """Conform FRAME to the target's columns and write it; return rejects."""
+        if self.plan is None:
+            self.plan = self._prepare(frame)
+        frame, rejects = self._conform(frame)
+        if len(frame):
+            if self.spec.mode == "append":
+                frame = frame.assign(**{BATCH_COLUMN: self.batch_key})
+            if self.postgres:
+                self._copy(frame)
+            else:
+                self._insert(frame)
+            self.rows_written += len(frame)
+        return StepResult(frame, rejects)
+
+    def _conform(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Any]]:
+        assert self.plan is not None
+        extra = [col for col in frame.columns if col not in self.plan.types]
+        if extra:
+            raise InputError(
+                f"column(s) {extra} are not in table {self.target_name} (it has {sorted(self.plan.types)}); "
+                "drop them with a `drop` step or add them to the table"
+            )
+        reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
+        typed = {}
+        for column in frame.columns:
+            kind = self.plan.types[column]
+            typed[column], failed = cast(frame[column], kind)
+            reasons = add_reason(reasons, failed, f"{column}: value does not fit the table's {kind} column")
+        frame = pd.DataFrame(typed, index=frame.index)
+        for key in self.spec.keys:
+            if key not in frame.columns:
+                raise InputError(f"upsert key column {key!r} is not in the data (columns: {list(frame.columns)})")
+            reasons = add_reason(reasons, frame[key].isna(), f"key column {key} is null")
+        if self.spec.mode == "overwrite_interval":
+            column = self.spec.interval_column
+            assert column is not None and self.interval is not None
+            if column not in frame.columns:
+                raise InputError(f"interval_column {column!r} is not in the data (columns: {list(frame.columns)})")
+            moments = frame[column]
+            if not isinstance(moments.dtype, pd.DatetimeTZDtype):
+                moments = pd.to_datetime(moments, utc=True, errors="coerce")
+            outside = ~((moments >= self.interval.start) & (moments < self.interval.end)).fillna(False).astype(bool)
+            reasons = add_reason(reasons, outside, f"{column} outside the run interval {self.interval}")
+        kept, rejects = reject_rows(frame, reasons)
+        return kept, rejects
+
+    # --- set-up and finish ---------------------------------------------------------------
+
+    def _prepare(self, frame: pd.DataFrame) -> LoadPlan:
+        existing = self._reflect(self.spec.table)
+        data_types = {col: infer_type(frame[col]) for col in frame.columns}
+        mode = self.spec.mode
+        if mode == "replace":
+            new = self._create(self._new_name(), data_types, temporary=False)
+            return LoadPlan(new, data_types)
+        if existing is None:
+            existing = self._create(self.spec.table, data_types, temporary=False, keys=self.spec.keys)
+        types = {col.name: column_type_of(col.type) for col in existing.columns if col.name != BATCH_COLUMN}
+        if mode == "append":
+            if BATCH_COLUMN not in existing.columns:
+                self._add_batch_column(existing)
+                existing = self._reflect(self.spec.table)
+                assert existing is not None
+            self.conn.execute(existing.delete().where(existing.c[BATCH_COLUMN] == self.batch_key))
+            return LoadPlan(existing, types)
+        if mode == "overwrite_interval":
+            column = existing.c.get(self.spec.interval_column or "")
+            if column is None:
+                raise InputError(f"interval_column {self.spec.interval_column!r} is not in table {self.target_name}")
+            assert self.interval is not None
+            self.conn.execute(existing.delete().where(column >= self.interval.start, column < self.interval.end))
+            return LoadPlan(existing, types)
+        # upsert: rows go to a staging table first, merged in finish()
+        staging = self._create(f"{self.spec.table}__etl_stage"[:63], types, temporary=True, sequence=True)
+        return LoadPlan(staging, types)
+
+    def finish(self) -> int:
+        """Merge or swap as the mode needs; return the number of rows now loaded by this run."""
+        if self.plan is None:  # no chunk at all; an empty input never replaces a table with nothing
+            return 0
+        if self.spec.mode == "upsert":
+            return self._merge_upsert()
+        if self.spec.mode == "replace":
+            self._swap()
+        return self.rows_written
+
+    def _merge_upsert(self) -> int:
+        assert self.plan is not None
+        staging = self.plan.table
+        target = self._reflect(self.spec.table)
+        assert target is not None
+        keys = self.spec.keys
+        columns = [col for col in self.plan.types if col in staging.c]
+        # The last staged row of each key wins.
+        latest = sa.select(sa.func.max(staging.c[SEQ_COLUMN])).group_by(*[staging.c[k] for k in keys])
+        winners = sa.select(*[staging.c[col] for col in columns]).where(staging.c[SEQ_COLUMN].in_(latest))
+        match = sa.and_(*[target.c[k] == staging.c[k] for k in keys])
+        self.conn.execute(target.delete().where(sa.exists().where(match)))
+        result = self.conn.execute(target.insert().from_select(columns, winners))
+        self.conn.execute(sa.schema.DropTable(staging))
+        return int(result.rowcount)
+
+    def _swap(self) -> None:
+        assert self.plan is not None
+        old = self._reflect(self.spec.table)
+        if old is not None:
+            self.conn.execute(sa.schema.DropTable(old))
+        prep = self.conn.dialect.identifier_preparer
+        new_name = prep.quote(self.plan.table.name)
+        if self.spec.schema_:
+            new_name = f"{prep.quote_schema(self.spec.schema_)}.{new_name}"
+        self.conn.execute(sa.text(f"ALTER TABLE {new_name} RENAME TO {prep.quote(self.spec.table)}"))
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _new_name(self) -> str:
+        return f"{self.spec.table[:50]}__etl_new"
+
+    def _reflect(self, name: str) -> sa.Table | None:
+        if not sa.inspect(self.conn).has_table(name, schema=self.spec.schema_):
+            return None
+        self._forget(name, self.spec.schema_)
+        return sa.Table(name, self.metadata, autoload_with=self.conn, schema=self.spec.schema_)
+
+    def _forget(self, name: str, schema: str | None) -> None:
+        key = f"{schema}.{name}" if schema else name
+        if key in self.metadata.tables:
+            self.metadata.remove(self.metadata.tables[key])
+
+    def _create(
+        self,
+        name: str,
+        types: dict[str, c.ColumnType],
+        temporary: bool,
+        keys: list[str] | None = None,
+        sequence: bool = False,
+    ) -> sa.Table:
+        if self.spec.mode == "replace" and self._reflect(name) is not None:
+            self.conn.execute(sa.schema.DropTable(self._reflect(name)))  # a leftover of a killed run
+        columns = [sa.Column(col, SQL_TYPES[kind](), quote=True) for col, kind in types.items()]
+        if sequence:  # staging order, so the last row of a key wins the merge
+            if self.postgres:
+                columns.append(sa.Column(SEQ_COLUMN, sa.BigInteger, sa.Identity()))
+            else:
+                columns.append(sa.Column(SEQ_COLUMN, sa.Integer, primary_key=True))
+        if self.spec.mode == "append" and not temporary:
+            columns.append(sa.Column(BATCH_COLUMN, sa.Text, quote=True))
+        key_columns = set(keys or [])
+        for column in columns:
+            if column.name in key_columns:
+                column.nullable = False
+        args: list[Any] = list(columns)
+        if key_columns:
+            args.append(sa.PrimaryKeyConstraint(*keys or []))
+        schema = None if temporary else self.spec.schema_
+        self._forget(name, schema)
+        table = sa.Table(name, self.metadata, *args, quote=True, schema=schema, prefixes=["TEMPORARY"] if temporary else [])
+        try:
+            table.create(self.conn)
+        except sa.exc.ProgrammingError as exc:
+            raise LoadError(f"cannot create table {name}: {exc.orig}") from None
+        return table
+
+    def _add_batch_column(self, table: sa.Table) -> None:
+        prep = self.conn.dialect.identifier_preparer
+        self.conn.execute(sa.text(f"ALTER TABLE {prep.format_table(table)} ADD COLUMN {prep.quote(BATCH_COLUMN)} TEXT"))
+
+    def _insert(self, frame: pd.DataFrame) -> None:
+        assert self.plan is not None
+        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        self.conn.execute(self.plan.table.insert(), records)
+
+    def _copy(self, frame: pd.DataFrame) -> None:
+        """COPY the frame in as CSV rendered by Arrow (much faster than pandas' to_csv)."""
+        from psycopg2 import sql
+
+        assert self.plan is not None
+        buffer = io.BytesIO()
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        buffer.seek(0)
+        target = sql.Identifier(self.plan.table.name)
+        if self.plan.table.schema:
+            target = sql.Identifier(self.plan.table.schema, self.plan.table.name)
+        statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+            target, sql.SQL(", ").join(sql.Identifier(col) for col in frame.columns)
+        )
+        cursor = self.conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.copy_expert(statement, buffer)
+        finally:
+            cursor.close()

@@ -1,0 +1,196 @@
+"""One run of one pipeline for one interval: extract → transform → validate → load.
+
+The data, the quarantined rows and the ledger's final "succeeded" are written
+in ONE transaction, under an advisory lock keyed on the pipeline and interval,
+so a run killed at any moment commits nothing and a rerun starts clean.
+"""
+from __future__ import annotations
+
+import socket
+import time
+import zlib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from job import config as c
+from job import ledger
+from job.db import make_engine
+from job.errors import EtlError, LoadError, RejectBudgetExceeded, RunLocked
+from job.extract import Reject, extract
+from job.load import Loader
+from job.logs import Log
+from job.schedule import Interval
+from job.transform import Schema, Steps
+from job.validate import Rules, check_budget
+
+# Rejects kept in memory to explain a failed run (the rest roll back with it).
+REJECT_SAMPLE = 100
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    pipeline: str
+    interval: str | None
+    status: str
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    rows_filtered: int = 0
+    seconds: float = 0.0
+    target: str = ""
+    error: str | None = None
+
+    def counts(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in ("rows_read", "rows_loaded", "rows_rejected", "rows_filtered")}
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_pipeline(
+    pipeline: c.Pipeline,
+    url: str,
+    interval: Interval | None,
+    trigger: str = "manual",
+    wait_for_lock: bool = False,
+    log: Log | None = None,
+) -> RunResult:
+    """Run PIPELINE once; return its result or raise an EtlError (after recording it)."""
+    log = log or Log()
+    engine = make_engine(url, lock_timeout_s=3600 if wait_for_lock else 0)
+    try:
+        try:
+            ledger.ensure(engine)
+        except sa.exc.OperationalError as exc:
+            raise LoadError(f"cannot reach the database ({engine.url.render_as_string(hide_password=True)}): {_first_line(exc.orig)}") from None
+        target = f"{pipeline.load.schema_}.{pipeline.load.table}" if pipeline.load.schema_ else pipeline.load.table
+        try:
+            with engine.begin() as conn:
+                run_id = ledger.start(conn, pipeline.name, interval, trigger, target, socket.gethostname())
+        except sa.exc.OperationalError as exc:
+            raise _database_error(exc, pipeline, interval) from None
+        result = RunResult(run_id, pipeline.name, str(interval) if interval else None, "running", target=target)
+        log.info("run.start", run_id=run_id, pipeline=pipeline.name, interval=result.interval, trigger=trigger, target=target)
+        started = time.monotonic()
+        sample: list[Reject] = []
+        try:
+            with engine.begin() as conn:
+                _lock(conn, pipeline, interval, wait_for_lock)
+                ledger.abandon_stale(conn, pipeline.name, interval, run_id)
+                _load(conn, pipeline, interval, run_id, result, sample, log, started)
+                result.status = "succeeded"
+                result.seconds = round(time.monotonic() - started, 3)
+                ledger.finish(conn, run_id, "succeeded", result.counts())
+        except (EtlError, sa.exc.SQLAlchemyError) as exc:
+            error = exc if isinstance(exc, EtlError) else _database_error(exc, pipeline, interval)
+            result.status, result.error = "failed", str(error)
+            result.seconds = round(time.monotonic() - started, 3)
+            _record_failure(engine, result, sample)
+            log.error("run.failed", **result.as_dict(), reject_sample=[_brief(r) for r in sample[:10]])
+            raise error from None
+        log.info("run.succeeded", **result.as_dict())
+        return result
+    finally:
+        engine.dispose()
+
+
+def _load(
+    conn: sa.Connection,
+    pipeline: c.Pipeline,
+    interval: Interval | None,
+    run_id: int,
+    result: RunResult,
+    sample: list[Reject],
+    log: Log,
+    started: float,
+) -> None:
+    source = pipeline.source
+    schema = Schema(source.dtypes, source.datetime_formats)
+    steps = Steps(pipeline.transform, interval)
+    rules = Rules(pipeline.validate_)
+    loader = Loader(conn, pipeline.load, pipeline.name, interval)
+    progress = log.every(5.0)
+    for chunk in extract(source, interval):
+        result.rows_read += chunk.rows_read
+        stages = [schema.conform, steps.apply, rules.check]
+        frame, rejects = chunk.frame, list(chunk.rejects)
+        for stage in stages:
+            out = stage(frame, chunk.location)
+            frame = out.frame
+            rejects.extend(out.rejects)
+            result.rows_filtered += out.dropped
+        out = loader.write(frame)
+        rejects.extend(out.rejects)
+        result.rows_rejected += ledger.write_rejects(conn, run_id, pipeline.name, rejects)
+        sample.extend(rejects[: REJECT_SAMPLE - len(sample)])
+        check_budget(pipeline.reject_budget, result.rows_rejected, result.rows_read, final=False)
+        if progress():
+            elapsed = time.monotonic() - started
+            log.info(
+                "run.progress",
+                run_id=run_id,
+                rows_read=result.rows_read,
+                rows_written=loader.rows_written,
+                rows_rejected=result.rows_rejected,
+                rows_per_s=round(result.rows_read / elapsed) if elapsed else None,
+            )
+    check_budget(pipeline.reject_budget, result.rows_rejected, result.rows_read, final=True)
+    result.rows_loaded = loader.finish()
+
+
+def lock_keys(pipeline: c.Pipeline, interval: Interval | None) -> tuple[int, int]:
+    """Two int4 advisory-lock keys. Interval modes lock (pipeline, interval);
+    modes that rewrite rows across intervals lock the whole target table."""
+    if pipeline.load.mode in ("append", "overwrite_interval") and interval is not None:
+        first, second = f"kubetl:{pipeline.name}", str(interval)
+    else:
+        first, second = f"kubetl-table:{pipeline.load.schema_ or ''}.{pipeline.load.table}", "*"
+    return _int4(first), _int4(second)
+
+
+def _int4(text: str) -> int:
+    value = zlib.crc32(text.encode())
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _lock(conn: sa.Connection, pipeline: c.Pipeline, interval: Interval | None, wait: bool) -> None:
+    if conn.dialect.name != "postgresql":
+        return  # SQLite: BEGIN IMMEDIATE already holds the database's write lock
+    keys = dict(zip(("a", "b"), lock_keys(pipeline, interval)))
+    if wait:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:a, :b)"), keys)
+        return
+    if not conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:a, :b)"), keys).scalar():
+        other = ledger.running(conn, pipeline.name, interval)
+        who = f" (run {other['id']}, started {other['started_at']:%Y-%m-%d %H:%M:%S} on {other['host']})" if other else ""
+        raise RunLocked(
+            f"another run of pipeline {pipeline.name!r} for {interval or 'its target'} is in progress{who}; "
+            "wait for it, or pass --wait-for-lock"
+        )
+
+
+def _record_failure(engine: sa.Engine, result: RunResult, sample: list[Reject]) -> None:
+    try:
+        with engine.begin() as conn:
+            ledger.finish(conn, result.run_id, "failed", {**result.counts(), "rows_loaded": 0}, result.error)
+            ledger.write_rejects(conn, result.run_id, result.pipeline, sample)
+    except sa.exc.SQLAlchemyError:
+        pass  # the database itself is the problem; the error is already on its way out
+
+
+def _brief(reject: Reject) -> dict[str, Any]:
+    return {"reason": reject.reason, "location": reject.location, "row": ledger.to_json(reject.row)[:300]}
+
+
+def _first_line(error: Any) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _database_error(exc: sa.exc.SQLAlchemyError, pipeline: c.Pipeline, interval: Interval | None) -> EtlError:
+    if "database is locked" in str(exc):  # SQLite: another run holds the write lock
+        return RunLocked(f"another run is writing to the database (pipeline {pipeline.name!r}, {interval or 'no interval'}); "
+                         "wait for it, or pass --wait-for-lock")
+    return LoadError(f"database error: {_first_line(getattr(exc, 'orig', exc))}")

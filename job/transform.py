@@ -1,0 +1,279 @@
+"""Transform: typing and the declarative steps, as functions on DataFrames.
+
+Each step takes a frame and returns a `StepResult`: the frame that goes on,
+the rows it rejected (quarantined with a reason) and how many rows it dropped
+on purpose (a filter, a dedupe). No step does I/O except `lookup`, which reads
+its reference table once per run, and `python`, which is the user's own code.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from job import config as c
+from job.errors import ConfigError, InputError
+from job.expressions import compile_expression, evaluate
+from job.extract import Reject, is_url, open_input
+from job.schedule import Interval
+from job.types import cast, infer_type
+
+
+@dataclass
+class StepResult:
+    frame: pd.DataFrame
+    rejects: list[Reject] = field(default_factory=list)
+    dropped: int = 0
+
+
+def rows_of(frame: pd.DataFrame, mask: pd.Series) -> list[dict[str, Any]]:
+    return frame.loc[mask].to_dict("records")
+
+
+def reject_rows(frame: pd.DataFrame, reasons: pd.Series, location: str = "") -> tuple[pd.DataFrame, list[Reject]]:
+    """Split FRAME into rows with no reason and Rejects for rows with one."""
+    bad = reasons.notna()
+    if not bad.any():
+        return frame, []
+    rejects = [Reject(row, reason, location) for row, reason in zip(rows_of(frame, bad), reasons[bad])]
+    return frame.loc[~bad], rejects
+
+
+def add_reason(reasons: pd.Series, mask: pd.Series, reason: str | pd.Series) -> pd.Series:
+    """Record REASON for the rows in MASK, keeping reasons already there."""
+    if not mask.any():
+        return reasons
+    new = reason[mask] if isinstance(reason, pd.Series) else pd.Series(reason, index=mask[mask].index)
+    merged = reasons.copy()
+    old = merged[mask]
+    merged[mask] = old.where(old.isna(), old + "; " + new).fillna(new)
+    return merged
+
+
+class Schema:
+    """Column types fixed by the first chunk (or declared), applied to every chunk."""
+
+    def __init__(self, declared: dict[str, c.ColumnType], formats: dict[str, str]) -> None:
+        self.types: dict[str, c.ColumnType] = dict(declared)
+        self.formats = formats
+        self._inferred = False
+
+    def conform(self, frame: pd.DataFrame, location: str = "") -> StepResult:
+        if not self._inferred:
+            for column in frame.columns:
+                self.types.setdefault(column, infer_type(frame[column]))
+            self._inferred = True
+        reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
+        typed = {}
+        for column in frame.columns:
+            kind = self.types.get(column, "text")
+            typed[column], failed = cast(frame[column], kind, self.formats.get(column))
+            if failed.any():
+                raw = frame[column].astype("string")
+                reasons = add_reason(reasons, failed, f"{column}: cannot read '" + raw.str.slice(0, 40) + f"' as {kind}")
+        frame = pd.DataFrame(typed, index=frame.index)
+        frame, rejects = reject_rows(frame, reasons, location)
+        return StepResult(frame, rejects)
+
+
+# --- steps ---------------------------------------------------------------------
+
+
+class Steps:
+    """The pipeline's transform list, bound to one run (interval, lookup tables)."""
+
+    def __init__(self, steps: list[c.Step], interval: Interval | None) -> None:
+        self.interval = interval
+        self._seen_keys: dict[int, set[int]] = {}
+        self._functions = [self._bind(i, step) for i, step in enumerate(steps)]
+
+    def apply(self, frame: pd.DataFrame, location: str = "") -> StepResult:
+        rejects: list[Reject] = []
+        dropped = 0
+        for function in self._functions:
+            result = function(frame)
+            frame = result.frame
+            rejects.extend(Reject(r.row, r.reason, location) for r in result.rejects)
+            dropped += result.dropped
+        return StepResult(frame, rejects, dropped)
+
+    def _bind(self, index: int, step: c.Step) -> Callable[[pd.DataFrame], StepResult]:
+        name = type(step).__name__
+        handler = getattr(self, f"_{name.lower()}")
+        prepared = handler(index, step)
+
+        def run(frame: pd.DataFrame) -> StepResult:
+            try:
+                return prepared(frame)
+            except KeyError as exc:
+                raise InputError(f"transform[{index}] ({name.lower()}): no column {exc} (columns: {list(frame.columns)})") from None
+
+        return run
+
+    def _rename(self, _: int, step: c.Rename) -> Callable[[pd.DataFrame], StepResult]:
+        def run(frame: pd.DataFrame) -> StepResult:
+            missing = [col for col in step.rename if col not in frame.columns]
+            if missing:
+                raise KeyError(missing[0])
+            return StepResult(frame.rename(columns=step.rename))
+
+        return run
+
+    def _select(self, _: int, step: c.Select) -> Callable[[pd.DataFrame], StepResult]:
+        return lambda frame: StepResult(frame[list(step.select)])
+
+    def _drop(self, _: int, step: c.Drop) -> Callable[[pd.DataFrame], StepResult]:
+        return lambda frame: StepResult(frame.drop(columns=list(step.drop)))
+
+    def _cast(self, _: int, step: c.Cast) -> Callable[[pd.DataFrame], StepResult]:
+        def run(frame: pd.DataFrame) -> StepResult:
+            frame = frame.copy()
+            reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
+            for column, kind in step.cast.items():
+                frame[column], failed = cast(frame[column], kind)
+                reasons = add_reason(reasons, failed, f"{column}: cannot cast to {kind}")
+            frame, rejects = reject_rows(frame, reasons)
+            return StepResult(frame, rejects)
+
+        return run
+
+    def _parsedatetime(self, _: int, step: c.ParseDatetime) -> Callable[[pd.DataFrame], StepResult]:
+        spec = step.parse_datetime
+
+        def run(frame: pd.DataFrame) -> StepResult:
+            frame = frame.copy()
+            reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
+            for column in spec.columns:
+                frame[column], failed = cast(frame[column], "timestamptz" if spec.utc else "timestamp", spec.format)
+                reasons = add_reason(reasons, failed, f"{column}: not a date-time in format {spec.format or 'ISO 8601'}")
+            frame, rejects = reject_rows(frame, reasons)
+            return StepResult(frame, rejects)
+
+        return run
+
+    def _fillnull(self, _: int, step: c.FillNull) -> Callable[[pd.DataFrame], StepResult]:
+        return lambda frame: StepResult(frame.fillna(step.fill_null))
+
+    def _filter(self, index: int, step: c.Filter) -> Callable[[pd.DataFrame], StepResult]:
+        code = _compile(step.filter, index, "filter")
+
+        def run(frame: pd.DataFrame) -> StepResult:
+            keep = _evaluate(frame, code, step.filter, index, "filter")
+            keep = keep.fillna(False).astype(bool)
+            return StepResult(frame.loc[keep], dropped=int((~keep).sum()))
+
+        return run
+
+    def _derive(self, index: int, step: c.Derive) -> Callable[[pd.DataFrame], StepResult]:
+        codes = {column: _compile(expr, index, f"derive {column}") for column, expr in step.derive.items()}
+
+        def run(frame: pd.DataFrame) -> StepResult:
+            frame = frame.copy()
+            for column, expression in step.derive.items():
+                frame[column] = _evaluate(frame, codes[column], expression, index, f"derive {column}")
+            return StepResult(frame)
+
+        return run
+
+    def _dedupe(self, index: int, step: c.Dedupe) -> Callable[[pd.DataFrame], StepResult]:
+        seen = self._seen_keys.setdefault(index, set())
+
+        def run(frame: pd.DataFrame) -> StepResult:
+            keys = frame[step.dedupe.keys]
+            if step.dedupe.keep == "last":
+                frame = frame.loc[~keys.duplicated(keep="last")]
+                keys = frame[step.dedupe.keys]
+            hashes = pd.util.hash_pandas_object(keys, index=False)
+            repeat = hashes.duplicated() | hashes.isin(seen)
+            seen.update(hashes[~repeat].tolist())
+            return StepResult(frame.loc[~repeat.values], dropped=int(repeat.sum()))
+
+        return run
+
+    def _lookup(self, index: int, step: c.Lookup) -> Callable[[pd.DataFrame], StepResult]:
+        spec = step.lookup
+        reference = _read_reference(spec, index)
+
+        def run(frame: pd.DataFrame) -> StepResult:
+            left = frame.reset_index(drop=True)
+            keys = {data_col: left[data_col].astype("string") for data_col in spec.match}
+            merged = pd.DataFrame(keys).merge(reference, how="left", left_on=list(spec.match), right_on=list(spec.match.values()))
+            found = merged["__found__"].notna()
+            out = left.copy()
+            for ref_col, new_col in spec.columns.items():
+                out[new_col] = merged[ref_col].values
+            if spec.on_missing == "null":
+                return StepResult(out)
+            described = " and ".join(f"{k}=" for k in spec.match)
+            reasons = pd.Series(pd.NA, index=out.index, dtype="string")
+            reasons = add_reason(reasons, ~found, f"lookup: no match for {described}" + left[next(iter(spec.match))].astype("string").fillna("null"))
+            kept, rejects = reject_rows(out, reasons)
+            return StepResult(kept, rejects)
+
+        return run
+
+    def _withininterval(self, index: int, step: c.WithinInterval) -> Callable[[pd.DataFrame], StepResult]:
+        if self.interval is None:
+            raise ConfigError(f"transform[{index}] within_interval needs a run interval: pass --interval or --scheduled-at")
+        start, end = self.interval.start, self.interval.end
+
+        def run(frame: pd.DataFrame) -> StepResult:
+            moments = frame[step.within_interval]
+            if not isinstance(moments.dtype, pd.DatetimeTZDtype):
+                moments, _ = cast(moments, "timestamptz")
+            keep = ((moments >= start) & (moments < end)).fillna(False).astype(bool)
+            return StepResult(frame.loc[keep.values], dropped=int((~keep).sum()))
+
+        return run
+
+    def _python(self, index: int, step: c.Python) -> Callable[[pd.DataFrame], StepResult]:
+        module_name, _, function_name = step.python.partition(":")
+        try:
+            function = getattr(importlib.import_module(module_name), function_name)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"transform[{index}] python: cannot load {step.python}: {exc}") from None
+
+        def run(frame: pd.DataFrame) -> StepResult:
+            out = function(frame)
+            if not isinstance(out, pd.DataFrame):
+                raise InputError(f"transform[{index}] python: {step.python} returned {type(out).__name__}, not a DataFrame")
+            return StepResult(out)
+
+        return run
+
+
+def _compile(expression: str, index: int, what: str) -> Any:
+    try:
+        return compile_expression(expression)
+    except SyntaxError as exc:
+        raise ConfigError(f"transform[{index}] {what}: {expression!r} is not a valid expression: {exc.msg}") from None
+
+
+def _evaluate(frame: pd.DataFrame, code: Any, expression: str, index: int, what: str) -> pd.Series:
+    try:
+        return evaluate(code, frame)
+    except NameError as exc:
+        raise ConfigError(f"transform[{index}] {what}: {expression!r}: {exc} (columns: {list(frame.columns)})") from None
+    except Exception as exc:  # a bad expression can raise almost anything
+        raise ConfigError(f"transform[{index}] {what}: cannot evaluate {expression!r}: {exc}") from None
+
+
+def _read_reference(spec: c.LookupSpec, index: int) -> pd.DataFrame:
+    if not is_url(spec.path) and not os.path.exists(spec.path):
+        raise InputError(f"transform[{index}] lookup: reference file {spec.path} does not exist")
+    with open_input(spec.path) as stream:
+        try:
+            reference = pd.read_csv(stream, dtype=str, keep_default_na=False)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError(f"transform[{index}] lookup: cannot read {spec.path}: {exc}") from None
+    needed = list(spec.match.values()) + list(spec.columns)
+    missing = [col for col in needed if col not in reference.columns]
+    if missing:
+        raise ConfigError(f"transform[{index}] lookup: {spec.path} has no column(s) {missing} (it has {list(reference.columns)})")
+    reference = reference[list(dict.fromkeys(needed))].drop_duplicates(subset=list(spec.match.values()), keep="last")
+    reference["__found__"] = True
+    return reference.astype({col: "string" for col in spec.match.values()})
