@@ -72,6 +72,7 @@ def run(
     ] = None,
     trigger: Annotated[str, typer.Option(envvar="KUBETL_TRIGGER", help="Recorded in the ledger: manual, scheduled, backfill...")] = "manual",
     wait_for_lock: Annotated[bool, typer.Option(help="Wait for a concurrent run of the same interval instead of failing")] = False,
+    progress_seconds: Annotated[float, typer.Option(envvar="KUBETL_PROGRESS_SECONDS", help="Seconds between progress log lines")] = 5.0,
 ) -> None:
     """Run one pipeline once, for one interval."""
     from job.runner import run_pipeline
@@ -83,7 +84,9 @@ def run(
         url, origin = database_url()
         if origin.startswith("embedded"):
             log.warning("database.embedded", url=url, note=origin)
-        result = run_pipeline(spec, url, window, trigger=trigger, wait_for_lock=wait_for_lock, log=log)
+        result = run_pipeline(
+            spec, url, window, trigger=trigger, wait_for_lock=wait_for_lock, log=log, progress_seconds=progress_seconds
+        )
     except EtlError as exc:
         fail(exc)
     typer.echo(

@@ -116,8 +116,9 @@ class Derive(Strict):
 
 
 class DedupeSpec(Strict):
+    """Keep the first row of each key seen in the run; later ones are dropped and counted."""
+
     keys: list[str]
-    keep: Literal["first", "last"] = "last"
 
 
 class Dedupe(Strict):

@@ -100,8 +100,13 @@ def abandon_stale(conn: sa.Connection, pipeline: str, interval: Any, run_id: int
     return result.rowcount
 
 
-def running(conn: sa.Connection, pipeline: str, interval: Any) -> dict[str, Any] | None:
-    query = sa.select(runs).where(runs.c.pipeline == pipeline, runs.c.status == "running").order_by(runs.c.id.desc())
+def running(conn: sa.Connection, pipeline: str, interval: Any, other_than: int) -> dict[str, Any] | None:
+    """The latest run still marked running for PIPELINE and INTERVAL, other than run OTHER_THAN."""
+    query = (
+        sa.select(runs)
+        .where(runs.c.pipeline == pipeline, runs.c.status == "running", runs.c.id != other_than)
+        .order_by(runs.c.id.desc())
+    )
     if interval is not None:
         query = query.where(runs.c.interval_start == interval.start)
     row = conn.execute(query.limit(1)).mappings().first()

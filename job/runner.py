@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -57,6 +58,7 @@ def run_pipeline(
     trigger: str = "manual",
     wait_for_lock: bool = False,
     log: Log | None = None,
+    progress_seconds: float = 5.0,
 ) -> RunResult:
     """Run PIPELINE once; return its result or raise an EtlError (after recording it)."""
     log = log or Log()
@@ -78,9 +80,9 @@ def run_pipeline(
         sample: list[Reject] = []
         try:
             with engine.begin() as conn:
-                _lock(conn, pipeline, interval, wait_for_lock)
+                _lock(conn, pipeline, interval, wait_for_lock, run_id)
                 ledger.abandon_stale(conn, pipeline.name, interval, run_id)
-                _load(conn, pipeline, interval, run_id, result, sample, log, started)
+                _load(conn, pipeline, interval, run_id, result, sample, log.every(progress_seconds), log, started)
                 result.status = "succeeded"
                 result.seconds = round(time.monotonic() - started, 3)
                 ledger.finish(conn, run_id, "succeeded", result.counts())
@@ -104,6 +106,7 @@ def _load(
     run_id: int,
     result: RunResult,
     sample: list[Reject],
+    progress: Callable[[], bool],
     log: Log,
     started: float,
 ) -> None:
@@ -112,7 +115,6 @@ def _load(
     steps = Steps(pipeline.transform, interval)
     rules = Rules(pipeline.validate_)
     loader = Loader(conn, pipeline.load, pipeline.name, interval)
-    progress = log.every(5.0)
     for chunk in extract(source, interval):
         result.rows_read += chunk.rows_read
         stages = [schema.conform, steps.apply, rules.check]
@@ -156,7 +158,7 @@ def _int4(text: str) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
-def _lock(conn: sa.Connection, pipeline: c.Pipeline, interval: Interval | None, wait: bool) -> None:
+def _lock(conn: sa.Connection, pipeline: c.Pipeline, interval: Interval | None, wait: bool, run_id: int) -> None:
     if conn.dialect.name != "postgresql":
         return  # SQLite: BEGIN IMMEDIATE already holds the database's write lock
     keys = dict(zip(("a", "b"), lock_keys(pipeline, interval)))
@@ -164,7 +166,7 @@ def _lock(conn: sa.Connection, pipeline: c.Pipeline, interval: Interval | None, 
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:a, :b)"), keys)
         return
     if not conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:a, :b)"), keys).scalar():
-        other = ledger.running(conn, pipeline.name, interval)
+        other = ledger.running(conn, pipeline.name, interval, other_than=run_id)
         who = f" (run {other['id']}, started {other['started_at']:%Y-%m-%d %H:%M:%S} on {other['host']})" if other else ""
         raise RunLocked(
             f"another run of pipeline {pipeline.name!r} for {interval or 'its target'} is in progress{who}; "

@@ -184,9 +184,6 @@ class Steps:
 
         def run(frame: pd.DataFrame) -> StepResult:
             keys = frame[step.dedupe.keys]
-            if step.dedupe.keep == "last":
-                frame = frame.loc[~keys.duplicated(keep="last")]
-                keys = frame[step.dedupe.keys]
             hashes = pd.util.hash_pandas_object(keys, index=False)
             repeat = hashes.duplicated() | hashes.isin(seen)
             seen.update(hashes[~repeat].tolist())

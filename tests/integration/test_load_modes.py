@@ -1,0 +1,125 @@
+"""Every load mode, on PostgreSQL and SQLite, including reruns of the same interval."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from support import query
+from job.config import parse_config
+from job.errors import InputError, RejectBudgetExceeded
+from job.runner import run_pipeline
+from job.schedule import parse_interval
+
+JAN = parse_interval("2024-01-01/2024-02-01")
+FEB = parse_interval("2024-02-01/2024-03-01")
+
+
+def pipeline(tmp_path: Path, load: str, csv: str, extra: str = "", name: str = "p"):
+    data = tmp_path / "data.csv"
+    data.write_text(csv)
+    text = f"""
+pipelines:
+  {name}:
+    source: {{format: csv, path: {data}, dtypes: {{id: int, ts: timestamptz, amount: float}}}}
+    load: {load}
+{extra}
+"""
+    return parse_config(text, env={}).pipeline(name)
+
+
+CSV = "id,ts,amount,note\n1,2024-01-05T00:00:00Z,1.5,a\n2,2024-01-20T00:00:00Z,2.5,\n3,2024-01-31T23:59:59Z,3.5,\"quoted, with comma\"\n"
+
+
+def test_append_twice_for_the_same_interval_leaves_one_copy(db_url, tmp_path):
+    p = pipeline(tmp_path, "{table: facts, mode: append}", CSV)
+    first = run_pipeline(p, db_url, JAN)
+    second = run_pipeline(p, db_url, JAN)
+    assert first.rows_loaded == second.rows_loaded == 3
+    assert query(db_url, "select count(*) from facts") == [(3,)]
+    run_pipeline(p, db_url, FEB)  # another interval adds its own batch
+    assert query(db_url, "select count(*) from facts") == [(6,)]
+
+
+def test_types_nulls_and_quoting_survive_the_load(db_url, tmp_path):
+    p = pipeline(tmp_path, "{table: facts, mode: append}", CSV)
+    run_pipeline(p, db_url, JAN)
+    rows = query(db_url, "select id, amount, note from facts order by id")
+    assert rows == [(1, 1.5, "a"), (2, 2.5, None), (3, 3.5, "quoted, with comma")]
+
+
+def test_replace_swaps_the_whole_table(db_url, tmp_path):
+    p = pipeline(tmp_path, "{table: facts, mode: replace}", CSV)
+    run_pipeline(p, db_url, None)
+    p2 = pipeline(tmp_path, "{table: facts, mode: replace}", "id,ts,amount,note\n9,2024-01-01T00:00:00Z,9,z\n")
+    run_pipeline(p2, db_url, None)
+    assert query(db_url, "select id, note from facts") == [(9, "z")]
+
+
+def test_upsert_updates_existing_keys_and_last_row_wins(db_url, tmp_path):
+    p = pipeline(tmp_path, "{table: facts, mode: upsert, keys: [id]}", CSV)
+    run_pipeline(p, db_url, None)
+    update = "id,ts,amount,note\n2,2024-01-20T00:00:00Z,20,first\n4,2024-01-21T00:00:00Z,4,new\n2,2024-01-20T00:00:00Z,22,last\n"
+    result = run_pipeline(pipeline(tmp_path, "{table: facts, mode: upsert, keys: [id]}", update), db_url, None)
+    assert result.rows_loaded == 2
+    assert query(db_url, "select id, amount, note from facts order by id") == [
+        (1, 1.5, "a"), (2, 22.0, "last"), (3, 3.5, "quoted, with comma"), (4, 4.0, "new")]
+    run_pipeline(pipeline(tmp_path, "{table: facts, mode: upsert, keys: [id]}", update), db_url, None)
+    assert query(db_url, "select count(*) from facts") == [(4,)]
+
+
+def test_overwrite_interval_replaces_only_that_interval(db_url, tmp_path):
+    load = "{table: facts, mode: overwrite_interval, interval_column: ts}"
+    run_pipeline(pipeline(tmp_path, load, CSV), db_url, JAN)
+    feb = "id,ts,amount,note\n10,2024-02-02T00:00:00Z,1,f\n"
+    run_pipeline(pipeline(tmp_path, load, feb), db_url, FEB)
+    jan_again = "id,ts,amount,note\n7,2024-01-07T00:00:00Z,7,only\n"
+    run_pipeline(pipeline(tmp_path, load, jan_again), db_url, JAN)
+    assert query(db_url, "select id from facts order by id") == [(7,), (10,)]
+
+
+def test_overwrite_interval_quarantines_rows_outside_the_interval(db_url, tmp_path):
+    load = "{table: facts, mode: overwrite_interval, interval_column: ts}"
+    p = pipeline(tmp_path, load, CSV + "4,2024-03-01T00:00:00Z,4,march\n", "    reject_budget: {count: 5}")
+    result = run_pipeline(p, db_url, JAN)
+    assert (result.rows_loaded, result.rows_rejected) == (3, 1)
+    assert query(db_url, "select reason from etl_rejects")[0][0].startswith("ts outside the run interval")
+
+
+def test_rejects_are_kept_with_reason_and_row_and_counted_in_the_ledger(db_url, tmp_path):
+    bad = CSV + "x,2024-01-02T00:00:00Z,1,bad id\n5,2024-01-02T00:00:00Z,1,too,many\n"
+    p = pipeline(tmp_path, "{table: facts}", bad, "    reject_budget: {count: 2}")
+    result = run_pipeline(p, db_url, JAN)
+    assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (5, 3, 2)
+    rejects = sorted(query(db_url, "select reason, row from etl_rejects"))
+    assert rejects[0][0] == "expected 4 fields, found 5" and "too,many" in rejects[0][1]
+    assert rejects[1][0] == "id: cannot read 'x' as int" and '"note": "bad id"' in rejects[1][1]
+    assert query(db_url, "select status, rows_read, rows_loaded, rows_rejected from etl_runs") == [("succeeded", 5, 3, 2)]
+
+
+def test_over_budget_commits_nothing_but_records_why(db_url, tmp_path):
+    good = pipeline(tmp_path, "{table: facts}", CSV)
+    run_pipeline(good, db_url, JAN)
+    bad = pipeline(tmp_path, "{table: facts}", CSV.replace("2.5", "two"), "    reject_budget: {ratio: 0.1}")
+    with pytest.raises(RejectBudgetExceeded, match="1 of 3 rows rejected"):
+        run_pipeline(bad, db_url, JAN)
+    assert query(db_url, "select count(*) from facts") == [(3,)]
+    assert query(db_url, "select status, rows_loaded from etl_runs order by id") == [("succeeded", 3), ("failed", 0)]
+    assert query(db_url, "select count(*) from etl_rejects r join etl_runs x on x.id = r.run_id where x.status = 'failed'") == [(1,)]
+
+
+def test_extra_column_against_an_existing_table_is_bad_input(db_url, tmp_path):
+    run_pipeline(pipeline(tmp_path, "{table: facts}", CSV), db_url, JAN)
+    wider = "id,ts,amount,note,surprise\n1,2024-01-05T00:00:00Z,1.5,a,b\n"
+    with pytest.raises(InputError, match=r"column\(s\) \['surprise'\] are not in table facts"):
+        run_pipeline(pipeline(tmp_path, "{table: facts}", wider), db_url, JAN)
+    assert query(db_url, "select count(*) from facts") == [(3,)]
+
+
+def test_hostile_identifiers_are_quoted_not_executed(db_url, tmp_path):
+    table = 'x"; drop table etl_runs; --'
+    csv = 'id,"a""b; drop table etl_runs",ts,amount\n1,v,2024-01-01T00:00:00Z,1\n'
+    p = pipeline(tmp_path, f"{{table: '{table}', mode: upsert, keys: [id]}}", csv)
+    run_pipeline(p, db_url, None)
+    assert query(db_url, f'select count(*) from "{table.replace(chr(34), chr(34) * 2)}"') == [(1,)]
+    assert query(db_url, "select count(*) from etl_runs") == [(1,)]

@@ -1,0 +1,103 @@
+import pytest
+
+from job.config import parse_config, load_config
+from job.errors import ConfigError
+from support import EXAMPLE
+
+MINIMAL = """
+pipelines:
+  p:
+    source: {format: csv, path: /data/x.csv}
+    load: {table: t}
+"""
+
+
+def errors_of(text: str, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "test.yaml", env or {})
+    return str(info.value)
+
+
+def test_the_shipped_example_is_valid():
+    config = load_config(EXAMPLE, env={"NYCFLIGHTS13_DATA": "/data"})
+    assert set(config.pipelines) == {"airlines", "airports", "flights", "flights_all"}
+    flights = config.pipeline("flights")
+    assert flights.load.mode == "overwrite_interval" and flights.source.path == "/data/flights.csv.zip"
+
+
+def test_defaults_fill_in():
+    p = parse_config(MINIMAL, env={}).pipeline("p")
+    assert p.load.mode == "append" and p.source.chunk_rows == 50_000 and p.reject_budget.ratio == 0.0
+
+
+def test_error_names_pipeline_key_path_and_expectation():
+    text = MINIMAL.replace("{table: t}", "{table: t, mode: merge}")
+    message = errors_of(text)
+    assert "pipeline 'p'" in message and "load.mode" in message and "'append'" in message
+
+
+def test_unknown_key_is_an_error():
+    message = errors_of(MINIMAL.replace("{table: t}", "{table: t, tabel: x}"))
+    assert "load.tabel: unknown key" in message
+
+
+def test_unknown_transform_step_is_named_once():
+    text = MINIMAL + "    transform:\n      - explode: [a]\n"
+    message = errors_of(text)
+    assert message.count("transform[0]") == 1 and "one of rename" in message and "explode" in message
+
+
+def test_known_step_with_a_bad_argument_is_reported_precisely():
+    text = MINIMAL + "    transform:\n      - dedupe: {columns: [a]}\n"
+    assert "transform.0.dedupe.keys: Field required" in errors_of(text) and "dedupe.columns: unknown key" in errors_of(text)
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ("{table: t, mode: upsert}", "needs `keys`"),
+        ("{table: t, mode: overwrite_interval}", "needs `interval_column`"),
+    ],
+)
+def test_mode_requirements(change: str, expected: str):
+    assert expected in errors_of(MINIMAL.replace("{table: t}", change))
+
+
+def test_bad_cron_and_timezone():
+    assert "cron" in errors_of(MINIMAL + "    schedule: every day\n")
+    assert "unknown time zone" in errors_of(MINIMAL + "    timezone: Mars/Olympus\n")
+
+
+def test_bad_regex_rule():
+    assert "not a valid regular expression" in errors_of(MINIMAL + "    validate:\n      - regex: {column: a, pattern: '('}\n")
+
+
+def test_interpolation_with_default_and_missing_variable():
+    text = MINIMAL.replace("/data/x.csv", "${DATA_DIR:-/fallback}/x.csv")
+    assert parse_config(text, env={}).pipeline("p").source.path == "/fallback/x.csv"
+    assert parse_config(text, env={"DATA_DIR": "/d"}).pipeline("p").source.path == "/d/x.csv"
+    assert "DATA_DIR is not set" in errors_of(MINIMAL.replace("/data/x.csv", "${DATA_DIR}/x.csv"))
+
+
+def test_invalid_yaml_and_wrong_shape():
+    assert "not valid YAML" in errors_of("pipelines: [unclosed")
+    assert "`pipelines:` mapping" in errors_of("- a\n- b\n")
+
+
+def test_pipeline_name_must_suit_kubernetes():
+    assert "lowercase" in errors_of(MINIMAL.replace("  p:", "  Bad_Name:"))
+
+
+def test_unknown_pipeline_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="known: p"):
+        parse_config(MINIMAL, env={}).pipeline("q")
+
+
+def test_config_from_environment_text():
+    config = load_config(env={"KUBETL_CONFIG_YAML": MINIMAL})
+    assert list(config.pipelines) == ["p"]
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml", env={})

@@ -1,0 +1,133 @@
+from datetime import datetime, timezone
+
+import pandas as pd
+import pytest
+
+from job import config as c
+from job.config import parse_config
+from job.errors import ConfigError, RejectBudgetExceeded
+from job.schedule import Interval
+from job.transform import Schema, Steps
+from job.types import cast, infer_type
+from job.validate import Rules, check_budget
+
+
+def steps_of(yaml_steps: str, interval: Interval | None = None) -> Steps:
+    text = f"pipelines:\n  p:\n    source: {{format: csv, path: x}}\n    load: {{table: t}}\n    transform:\n{yaml_steps}"
+    return Steps(parse_config(text, env={}).pipeline("p").transform, interval)
+
+
+def rules_of(yaml_rules: str) -> Rules:
+    text = f"pipelines:\n  p:\n    source: {{format: csv, path: x}}\n    load: {{table: t}}\n    validate:\n{yaml_rules}"
+    return Rules(parse_config(text, env={}).pipeline("p").validate_)
+
+
+def text_frame(**columns: list) -> pd.DataFrame:
+    return pd.DataFrame({k: pd.Series(v, dtype="string") for k, v in columns.items()})
+
+
+def test_cast_reports_exactly_the_values_that_fail():
+    typed, failed = cast(pd.Series(["1", "2.0", "x", None, "2.5"], dtype="string"), "int")
+    assert list(failed) == [False, False, True, False, True]
+    assert typed.iloc[1] == 2 and pd.isna(typed.iloc[3])
+
+
+@pytest.mark.parametrize(
+    "values, kind",
+    [(["1", "2"], "int"), (["1.5", "2"], "float"), (["true", "no"], "bool"), (["2013-01-01"], "date"),
+     (["2013-01-01 05:00"], "timestamp"), (["2013-01-01T10:00:00Z"], "timestamptz"), (["a", "1"], "text"), ([None, None], "text")],
+)
+def test_infer_type(values, kind):
+    assert infer_type(pd.Series(values, dtype="string")) == kind
+
+
+def test_schema_rejects_bad_values_and_keeps_typing_later_chunks_the_same_way():
+    schema = Schema({"n": "int"}, {})
+    first = schema.conform(text_frame(n=["1", "oops"], f=["1.5", "2"]))
+    assert len(first.frame) == 1 and "n: cannot read 'oops' as int" in first.rejects[0].reason
+    second = schema.conform(text_frame(n=["3"], f=["abc"]))  # f was inferred float from chunk one
+    assert len(second.frame) == 0 and "f: cannot read 'abc' as float" in second.rejects[0].reason
+
+
+def test_rename_select_drop_fill_filter_derive():
+    steps = steps_of(
+        "      - rename: {a: x}\n"
+        "      - fill_null: {b: 0}\n"
+        "      - derive: {c: \"x * 10 + b\", label: \"s + '-' + s\"}\n"
+        "      - filter: \"c > 10 and not (s == 'skip')\"\n"
+        "      - drop: [s]\n"
+    )
+    frame = pd.DataFrame({"a": [1, 2, 3], "b": [None, 5.0, 1.0], "s": ["k", "k", "skip"]})
+    out = steps.apply(frame)
+    assert list(out.frame.columns) == ["x", "b", "c", "label"]
+    assert out.frame["c"].tolist() == [25.0] and out.frame["label"].tolist() == ["k-k"] and out.dropped == 2
+
+
+def test_dedupe_works_across_chunks():
+    steps = steps_of("      - dedupe: {keys: [k]}\n")
+    first = steps.apply(pd.DataFrame({"k": [1, 1, 2]}))
+    second = steps.apply(pd.DataFrame({"k": [2, 3]}))
+    assert first.frame["k"].tolist() == [1, 2] and second.frame["k"].tolist() == [3]
+    assert first.dropped + second.dropped == 2
+
+
+def test_lookup_adds_columns_and_rejects_missing_keys(tmp_path):
+    ref = tmp_path / "ref.csv"
+    ref.write_text("code,name\nAA,American\nUA,United\n")
+    steps = steps_of(f"      - lookup: {{path: {ref}, match: {{carrier: code}}, columns: {{name: airline}}}}\n")
+    out = steps.apply(pd.DataFrame({"carrier": ["UA", "ZZ", "AA"], "n": [1, 2, 3]}))
+    assert out.frame["airline"].tolist() == ["United", "American"]
+    assert len(out.rejects) == 1 and "no match for carrier=ZZ" in out.rejects[0].reason
+
+
+def test_within_interval_keeps_only_the_runs_rows():
+    span = Interval(datetime(2013, 1, 1, tzinfo=timezone.utc), datetime(2013, 2, 1, tzinfo=timezone.utc))
+    steps = steps_of("      - within_interval: ts\n", span)
+    frame = pd.DataFrame({"ts": pd.to_datetime(["2012-12-31T23:59:59Z", "2013-01-01T00:00:00Z", "2013-02-01T00:00:00Z"])})
+    out = steps.apply(frame)
+    assert len(out.frame) == 1 and out.dropped == 2
+
+
+def test_within_interval_without_an_interval_is_a_config_error():
+    with pytest.raises(ConfigError, match="needs a run interval"):
+        steps_of("      - within_interval: ts\n")
+
+
+def test_python_step_runs_user_code():
+    steps = steps_of("      - python: 'tests_helpers_transform:double'\n")
+    assert steps.apply(pd.DataFrame({"v": [1, 2]})).frame["v"].tolist() == [2, 4]
+
+
+def test_python_step_that_cannot_load_is_a_config_error():
+    with pytest.raises(ConfigError, match="cannot load"):
+        steps_of("      - python: 'no_such_module:f'\n")
+
+
+def test_unknown_column_in_expression_lists_columns():
+    steps = steps_of("      - derive: {y: 'nope + 1'}\n")
+    with pytest.raises(ConfigError, match="columns: \\['a'\\]"):
+        steps.apply(pd.DataFrame({"a": [1]}))
+
+
+def test_rules_collect_every_reason_for_a_row():
+    rules = rules_of(
+        "      - not_null: [a]\n"
+        "      - range: {column: n, min: 0, max: 10}\n"
+        "      - accepted_values: {column: s, values: [x, y]}\n"
+        "      - regex: {column: s, pattern: '^[a-z]$'}\n"
+        "      - unique: [n]\n"
+    )
+    frame = pd.DataFrame({"a": [1, None, 3, 4], "n": [1, 20, 5, 5], "s": ["x", "Z", "y", "y"]})
+    out = rules.check(frame)
+    assert out.frame.index.tolist() == [0, 2]
+    reasons = {r.row["n"]: r.reason for r in out.rejects}
+    assert reasons[20] == "a is null; n above 10; s not one of ['x', 'y']; s does not match ^[a-z]$"
+    assert reasons[5] == "duplicate n"
+
+
+def test_budget():
+    check_budget(c.RejectBudget(ratio=0.1), 1, 10, final=True)
+    with pytest.raises(RejectBudgetExceeded, match="over the budget of 10.00%"):
+        check_budget(c.RejectBudget(ratio=0.1), 2, 10, final=True)
+    with pytest.raises(RejectBudgetExceeded, match="over the budget of 3"):
+        check_budget(c.RejectBudget(count=3), 4, 1000, final=False)
