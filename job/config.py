@@ -49,6 +49,11 @@ class FileSource(Strict):
     null_values: list[str] = Field(default_factory=lambda: ["", "NA", "N/A", "NULL", "null", "NaN"])
     dtypes: dict[str, ColumnType] = Field(default_factory=dict)
     datetime_formats: dict[str, str] = Field(default_factory=dict)
+    # Line breaks inside quoted values. Off by default, so that an unclosed
+    # quote (which swallows every line after it) is caught as a bad row.
+    multiline_values: bool = False
+    # A longer text value rejects its row: usually a broken file, not data.
+    max_field_bytes: int = Field(1 << 20, ge=1, le=1 << 30)
     # Whether to keep going when the glob matches no file (a quiet interval).
     allow_empty: bool = False
 
@@ -68,6 +73,8 @@ class SqlSource(Strict):
     chunk_rows: int = Field(50_000, ge=1, le=5_000_000)
     dtypes: dict[str, ColumnType] = Field(default_factory=dict)
     datetime_formats: dict[str, str] = Field(default_factory=dict)
+    multiline_values: bool = True
+    max_field_bytes: int = Field(1 << 30, ge=1, le=1 << 30)
 
 
 Source = Annotated[FileSource | SqlSource, Field(discriminator="format")]

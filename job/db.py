@@ -24,7 +24,10 @@ def database_url(env: dict[str, str] | None = None) -> tuple[str, str]:
 
 
 def make_engine(url: str, lock_timeout_s: float = 0) -> sa.Engine:
-    engine = sa.create_engine(url, pool_pre_ping=False, future=True)
+    parsed = sa.make_url(url)
+    if parsed.drivername == "postgresql":  # SQLAlchemy 2.1 would pick psycopg 3; we ship psycopg2
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    engine = sa.create_engine(parsed)
     if engine.dialect.name == "sqlite":
         _sqlite_write_transactions(engine, lock_timeout_s)
     return engine

@@ -7,6 +7,7 @@ so a run killed at any moment commits nothing and a rerun starts clean.
 from __future__ import annotations
 
 import socket
+from collections import Counter
 import time
 import zlib
 from collections.abc import Callable
@@ -88,6 +89,8 @@ def run_pipeline(
                 ledger.finish(conn, run_id, "succeeded", result.counts())
         except (EtlError, sa.exc.SQLAlchemyError) as exc:
             error = exc if isinstance(exc, EtlError) else _database_error(exc, pipeline, interval)
+            if isinstance(error, RejectBudgetExceeded):
+                error = RejectBudgetExceeded(f"{error} Most common reasons: {_top_reasons(sample)}")
             result.status, result.error = "failed", str(error)
             result.seconds = round(time.monotonic() - started, 3)
             _record_failure(engine, result, sample)
@@ -111,7 +114,7 @@ def _load(
     started: float,
 ) -> None:
     source = pipeline.source
-    schema = Schema(source.dtypes, source.datetime_formats)
+    schema = Schema(source)
     steps = Steps(pipeline.transform, interval)
     rules = Rules(pipeline.validate_)
     loader = Loader(conn, pipeline.load, pipeline.name, interval)
@@ -181,6 +184,11 @@ def _record_failure(engine: sa.Engine, result: RunResult, sample: list[Reject]) 
             ledger.write_rejects(conn, result.run_id, result.pipeline, sample)
     except sa.exc.SQLAlchemyError:
         pass  # the database itself is the problem; the error is already on its way out
+
+
+def _top_reasons(sample: list[Reject], n: int = 3) -> str:
+    counts = Counter(r.reason for r in sample)
+    return "; ".join(f"{reason!r} ({count}x)" for reason, count in counts.most_common(n))
 
 
 def _brief(reject: Reject) -> dict[str, Any]:

@@ -55,11 +55,17 @@ def add_reason(reasons: pd.Series, mask: pd.Series, reason: str | pd.Series) -> 
 
 
 class Schema:
-    """Column types fixed by the first chunk (or declared), applied to every chunk."""
+    """Column types fixed by the first chunk (or declared), applied to every chunk.
 
-    def __init__(self, declared: dict[str, c.ColumnType], formats: dict[str, str]) -> None:
-        self.types: dict[str, c.ColumnType] = dict(declared)
-        self.formats = formats
+    Also the source's sanity limits on text values: an over-long value or a
+    line break where none is expected marks a broken file, and rejects the row.
+    """
+
+    def __init__(self, source: c.FileSource | c.SqlSource) -> None:
+        self.types: dict[str, c.ColumnType] = dict(source.dtypes)
+        self.formats = source.datetime_formats
+        self.max_field_bytes = source.max_field_bytes
+        self.multiline_values = source.multiline_values
         self._inferred = False
 
     def conform(self, frame: pd.DataFrame, location: str = "") -> StepResult:
@@ -67,7 +73,7 @@ class Schema:
             for column in frame.columns:
                 self.types.setdefault(column, infer_type(frame[column]))
             self._inferred = True
-        reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
+        reasons = self._check_text(frame)
         typed = {}
         for column in frame.columns:
             kind = self.types.get(column, "text")
@@ -78,6 +84,23 @@ class Schema:
         frame = pd.DataFrame(typed, index=frame.index)
         frame, rejects = reject_rows(frame, reasons, location)
         return StepResult(frame, rejects)
+
+    def _check_text(self, frame: pd.DataFrame) -> pd.Series:
+        reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
+        for column in frame.columns:
+            values = frame[column]
+            if not pd.api.types.is_string_dtype(values):
+                continue
+            lengths = values.str.len()
+            too_long = (lengths > self.max_field_bytes).fillna(False).astype(bool)
+            reasons = add_reason(reasons, too_long, f"{column} is longer than source.max_field_bytes ({self.max_field_bytes})")
+            if not self.multiline_values:
+                broken = values.str.contains("\n", regex=False).fillna(False).astype(bool)
+                reasons = add_reason(
+                    reasons, broken,
+                    f"{column} holds a line break: an unclosed quote? (set source.multiline_values: true if expected)",
+                )
+        return reasons
 
 
 # --- steps ---------------------------------------------------------------------

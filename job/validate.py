@@ -78,10 +78,10 @@ def check_budget(budget: c.RejectBudget, rejected: int, read: int, final: bool) 
     if budget.count is not None and rejected > budget.count:
         raise RejectBudgetExceeded(
             f"{rejected} rows rejected, over the budget of {budget.count}; nothing was committed. "
-            "See the reasons below, fix the input or raise reject_budget.count"
+            "Fix the input or raise reject_budget.count."
         )
     if final and budget.ratio is not None and read and rejected / read > budget.ratio:
         raise RejectBudgetExceeded(
             f"{rejected} of {read} rows rejected ({rejected / read:.2%}), over the budget of {budget.ratio:.2%}; "
-            "nothing was committed. See the reasons below, fix the input or raise reject_budget.ratio"
+            "nothing was committed. Fix the input or raise reject_budget.ratio."
         )
