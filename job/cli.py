@@ -152,6 +152,33 @@ def runs(
 
 
 @app.command()
+def rejects(
+    pipeline: Annotated[str, typer.Argument(help="Pipeline whose latest run to explain")],
+    run_id: Annotated[Optional[int], typer.Option("--run", help="A specific run id instead of the latest")] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Count a run's quarantined rows by reason (rows themselves are in etl_rejects)."""
+    import sqlalchemy as sa
+
+    url, _ = database_url()
+    engine = make_engine(url)
+    try:
+        ledger.ensure(engine)
+        with engine.connect() as conn:
+            if run_id is None:
+                latest = ledger.recent(conn, pipeline, limit=1)
+                if not latest:
+                    fail(f"no runs of pipeline {pipeline!r} in the ledger", 1)
+                run_id = latest[0]["id"]
+            rows = ledger.reject_reasons(conn, run_id)
+    except sa.exc.OperationalError as exc:
+        fail(f"cannot reach the database: {str(exc.orig).strip().splitlines()[0]}", 1)
+    finally:
+        engine.dispose()
+    _print(rows, output)
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)

@@ -32,8 +32,9 @@ from job.config import FileSource, SqlSource
 from job.errors import ConfigError, InputError
 from job.schedule import Interval
 
-# Largest CSV field we accept; pyarrow needs a whole row inside one block.
-MAX_FIELD_BYTES = 16 << 20
+# pyarrow parses CSV a block at a time and a row must fit in one block: two
+# blocks' worth of the longest value we accept, and at least 1 MiB.
+MIN_BLOCK_BYTES = 1 << 20
 URL_TIMEOUT_S = 60
 
 
@@ -161,7 +162,7 @@ def _read_csv(source: FileSource, location: str) -> Iterator[Chunk]:
 
     read_options = pacsv.ReadOptions(
         encoding=source.encoding,
-        block_size=MAX_FIELD_BYTES,
+        block_size=max(MIN_BLOCK_BYTES, 2 * source.max_field_bytes),
         column_names=None if source.header else source.columns,
         use_threads=False,
     )
@@ -198,7 +199,7 @@ def _text_columns(stream: IO[bytes], source: FileSource, location: str) -> tuple
     """Every column as text: `conform` types them later, row by row, so one bad
     value rejects one row rather than failing the whole file."""
     if source.header:
-        first = stream.readline(MAX_FIELD_BYTES)
+        first = stream.readline(max(MIN_BLOCK_BYTES, source.max_field_bytes))
         names = _parse_header(first, source, location)
         stream = _Replay(first, stream)
     else:
@@ -281,7 +282,7 @@ def _explain_arrow_error(message: str, source: FileSource, location: str) -> str
     if "Empty CSV file" in message:
         return f"{location}: the file is empty (not even a header line)"
     if "straddling" in message or "block size" in message:
-        return f"{location}: a field is larger than {MAX_FIELD_BYTES >> 20} MiB, or a quote is never closed"
+        return f"{location}: a value is far longer than source.max_field_bytes ({source.max_field_bytes}); a broken file?"
     if "UTF8" in message or "utf8" in message.lower():
         return f"{location}: not valid {source.encoding} text; set source.encoding (e.g. latin-1)"
     return f"{location}: cannot parse as CSV: {message}"

@@ -130,6 +130,18 @@ def recent(conn: sa.Connection, pipeline: str | None = None, limit: int = 20) ->
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
+def reject_reasons(conn: sa.Connection, run_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    count = sa.func.count().label("rows")
+    query = (
+        sa.select(rejects.c.reason, count)
+        .where(rejects.c.run_id == run_id)
+        .group_by(rejects.c.reason)
+        .order_by(count.desc())
+        .limit(limit)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
 def to_json(row: dict[str, Any] | str) -> str:
     return json.dumps(row if isinstance(row, str) else {k: _plain(v) for k, v in row.items()}, default=str)
 

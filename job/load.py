@@ -139,7 +139,7 @@ class Loader:
 
     def _prepare(self, frame: pd.DataFrame) -> LoadPlan:
         existing = self._reflect(self.spec.table)
-        data_types = {col: infer_type(frame[col]) for col in frame.columns}
+        data_types = {col: infer_type(frame[col], from_values=False) for col in frame.columns}
         mode = self.spec.mode
         if mode == "replace":
             new = self._create(self._new_name(), data_types, temporary=False)

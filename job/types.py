@@ -10,6 +10,8 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from job.config import ColumnType
 
@@ -24,8 +26,12 @@ def _is_text(series: pd.Series) -> bool:
     return pd.api.types.is_string_dtype(series) or series.dtype == object
 
 
-def infer_type(series: pd.Series) -> ColumnType:
-    """The narrowest type that holds every non-null value of SERIES."""
+def infer_type(series: pd.Series, from_values: bool = True) -> ColumnType:
+    """The narrowest type that holds every non-null value of SERIES.
+
+    With from_values=False only the dtype counts: text stays text, which is
+    what a frame that has already been typed wants.
+    """
     if pd.api.types.is_bool_dtype(series):
         return "bool"
     if pd.api.types.is_integer_dtype(series):
@@ -37,13 +43,16 @@ def infer_type(series: pd.Series) -> ColumnType:
     if pd.api.types.is_datetime64_dtype(series):
         return "timestamp"
     values = series.dropna()
-    if not len(values) or not _is_text(series):
+    if not from_values or not len(values) or not _is_text(series):
         return "text"
-    values = values.astype(str)
-    for candidate in ("int", "float", "bool"):
-        _, failed = cast(values, candidate)
-        if not failed.any():
-            return candidate
+    values = values.astype("string")
+    # Numbers through Arrow's all-or-nothing cast: inference only needs yes or no.
+    if _arrow_cast(values, pa.int64()) is not None:
+        return "int"
+    if _arrow_cast(values, pa.float64()) is not None:
+        return "float"
+    if not cast(values, "bool")[1].any():
+        return "bool"
     for pattern, kind in ((_ISO_DATE, "date"), (_ISO_TS, "timestamp"), (_ISO_TSTZ, "timestamptz")):
         if values.str.fullmatch(pattern).all():
             return kind  # type: ignore[return-value]
@@ -69,6 +78,9 @@ def cast(series: pd.Series, kind: ColumnType, fmt: str | None = None) -> tuple[p
 
 
 def _to_number(series: pd.Series, kind: str) -> pd.Series:
+    fast = _arrow_cast(series, pa.int64() if kind == "int" else pa.float64())
+    if fast is not None:
+        return fast
     if pd.api.types.is_bool_dtype(series):
         series = series.astype("Int64")
     numbers = pd.to_numeric(series, errors="coerce")
@@ -77,6 +89,20 @@ def _to_number(series: pd.Series, kind: str) -> pd.Series:
     numbers = numbers.astype("float64")
     integral = numbers.isna() | ((numbers == np.floor(numbers)) & (numbers.abs() < 2**63))
     return numbers.where(integral).astype("Int64")
+
+
+def _arrow_cast(series: pd.Series, target: pa.DataType) -> pd.Series | None:
+    """Arrow's vectorised text-to-number cast: ~10x pandas.to_numeric on text,
+    but all-or-nothing. None when any value fails (the caller then finds which)."""
+    if not pd.api.types.is_string_dtype(series):
+        return None
+    try:
+        values = pa.array(series, from_pandas=True)
+        typed = pc.cast(values, target)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    mapper = {pa.int64(): pd.Int64Dtype()}.get
+    return pd.Series(typed.to_pandas(types_mapper=mapper), index=series.index)
 
 
 def _to_bool(series: pd.Series) -> pd.Series:

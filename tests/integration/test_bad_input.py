@@ -55,6 +55,8 @@ def make_case(name: str, tmp: Path) -> tuple[str, str]:
         path.write_text("id,ts,amount,note,extra\n1,2024-01-01T00:00:00Z,1,a,b\n")
     elif name == "huge_field":
         path.write_text(HEADER + "1,2024-01-01T00:00:00Z,1,\"" + "x" * (17 << 20) + "\"\n")
+    elif name == "long_field":  # over the limit, but fits a parse block: one rejected row
+        path.write_text(HEADER + "1,2024-01-01T00:00:00Z,1,\"" + "x" * (1536 << 10) + "\"\n" + GOOD[len(HEADER):])
     elif name == "unclosed_quote":
         path.write_text(HEADER + '1,2024-01-01T00:00:00Z,1,"never closed\n' + GOOD[len(HEADER):] * 3)
     elif name == "zip_with_two_files":
@@ -84,7 +86,8 @@ CASES = {
     "empty_file": (2, "the file is empty"),
     "missing_column": (2, "columns declared in dtypes are not in the file: ['amount']"),
     "extra_column": (2, "column(s) ['extra'] are not in table facts"),
-    "huge_field": (1, "'note is longer than source.max_field_bytes (1048576)' (1x)"),
+    "huge_field": (2, "a value is far longer than source.max_field_bytes (1048576); a broken file?"),
+    "long_field": (1, "'note is longer than source.max_field_bytes (1048576)' (1x)"),
     "unclosed_quote": (1, "'note holds a line break: an unclosed quote?"),
     "zip_with_two_files": (2, "must hold exactly one file"),
     "corrupt_bz2": (2, "input ends early or is corrupt"),

@@ -42,7 +42,8 @@ def test_infer_type(values, kind):
 
 
 def test_schema_rejects_bad_values_and_keeps_typing_later_chunks_the_same_way():
-    schema = Schema({"n": "int"}, {})
+    source = c.FileSource(format="csv", path="x", dtypes={"n": "int"})
+    schema = Schema(source)
     first = schema.conform(text_frame(n=["1", "oops"], f=["1.5", "2"]))
     assert len(first.frame) == 1 and "n: cannot read 'oops' as int" in first.rejects[0].reason
     second = schema.conform(text_frame(n=["3"], f=["abc"]))  # f was inferred float from chunk one
