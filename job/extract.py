@@ -11,6 +11,7 @@ import csv
 import glob
 import gzip
 import io
+import json
 import lzma
 import os
 import shutil
@@ -40,9 +41,10 @@ URL_TIMEOUT_S = 60
 
 @dataclass
 class Reject:
-    """A row that will not be loaded, kept with why."""
+    """A row that will not be loaded, kept with why. ROW is JSON: an object of
+    the row's values, or a string holding a raw line that could not be parsed."""
 
-    row: dict[str, Any] | str
+    row: str
     reason: str
     location: str = ""
 
@@ -157,7 +159,7 @@ def _read_csv(source: FileSource, location: str) -> Iterator[Chunk]:
 
     def on_invalid_row(row: Any) -> str:
         where = f"{location}:{row.number}" if row.number is not None else location
-        invalid.append(Reject(row.text, f"expected {row.expected_columns} fields, found {row.actual_columns}", where))
+        invalid.append(Reject(json.dumps(row.text), f"expected {row.expected_columns} fields, found {row.actual_columns}", where))
         return "skip"
 
     read_options = pacsv.ReadOptions(

