@@ -130,8 +130,14 @@ def main() -> None:
                     written += len(part)
             config.write_text(PIPELINE.format(path=big, table="flights_big"))
             t, rss = measure([str(BIN / "etl-job"), "run", "bench", "-c", str(config)], {"DATABASE_URL": url})
-            print(f"etl-job at {args.big_rows:,} rows: {t:.1f} s ({args.big_rows / t:,.0f} rows/s), "
+            print(f"\netl-job at {args.big_rows:,} rows: {t:.1f} s ({args.big_rows / t:,.0f} rows/s), "
                   f"peak RSS {rss:.0f} MB (target < 400 MB); {count(url, 'flights_big'):,} rows loaded")
+            subprocess.run([psql, "-q", "-c", "create table big_copy as select * from flights_etl with no data"],
+                           env={**os.environ, **libpq}, check=True)
+            copy = f"\\copy big_copy from '{big}' with (format csv, header true, null 'NA')"
+            t_copy, _ = measure([psql, "-q", "-c", copy], libpq)
+            print(f"psql \\copy at {args.big_rows:,} rows: {t_copy:.1f} s ({args.big_rows / t_copy:,.0f} rows/s); "
+                  f"etl-job is {t_copy / t:.2f}x psql \\copy there (startup amortised)")
     finally:
         pg.stop(server)
         shutil.rmtree(work, ignore_errors=True)

@@ -77,7 +77,8 @@ class Schema:
             for column in frame.columns:
                 self.types.setdefault(column, infer_type(frame[column]))
             self._inferred = True
-        reasons = self._check_text(frame)
+        text_columns = [col for col in frame.columns if self.types.get(col, "text") == "text"]
+        reasons = self._check_text(frame, text_columns)  # other columns fail their cast instead
         typed = {}
         for column in frame.columns:
             kind = self.types.get(column, "text")
@@ -89,9 +90,9 @@ class Schema:
         frame, rejects = reject_rows(frame, reasons, location)
         return StepResult(frame, rejects)
 
-    def _check_text(self, frame: pd.DataFrame) -> pd.Series:
+    def _check_text(self, frame: pd.DataFrame, columns: list[str]) -> pd.Series:
         reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
-        for column in frame.columns:
+        for column in columns:
             values = frame[column]
             if not pd.api.types.is_string_dtype(values):
                 continue

@@ -61,6 +61,8 @@ def infer_type(series: pd.Series, from_values: bool = True) -> ColumnType:
 
 def cast(series: pd.Series, kind: ColumnType, fmt: str | None = None) -> tuple[pd.Series, pd.Series]:
     """Cast SERIES to KIND; return (typed series, mask of values that failed)."""
+    if _already(series, kind):
+        return series, pd.Series(False, index=series.index)
     present = series.notna()
     if kind == "text":
         typed = series if pd.api.types.is_string_dtype(series) else series.astype("string")
@@ -75,6 +77,20 @@ def cast(series: pd.Series, kind: ColumnType, fmt: str | None = None) -> tuple[p
         raise ValueError(f"unknown column type {kind}")
     failed = present & typed.isna()
     return typed, failed
+
+
+def _already(series: pd.Series, kind: ColumnType) -> bool:
+    """Whether SERIES already has the dtype a cast to KIND produces."""
+    dtype = series.dtype
+    if kind == "int":
+        return isinstance(dtype, pd.Int64Dtype)
+    if kind in ("float", "numeric"):
+        return dtype == np.float64
+    if kind == "bool":
+        return isinstance(dtype, pd.BooleanDtype)
+    if kind == "timestamptz":
+        return isinstance(dtype, pd.DatetimeTZDtype)
+    return False
 
 
 def _to_number(series: pd.Series, kind: str) -> pd.Series:
