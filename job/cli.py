@@ -5,6 +5,7 @@ Exit codes: 0 success, 1 the run failed, 2 bad configuration or input.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime, timezone
 from enum import Enum
@@ -56,9 +57,27 @@ def resolve_interval(pipeline: Pipeline, interval: str | None, scheduled_at: str
     if scheduled_at:
         if not pipeline.schedule:
             raise ConfigError(f"pipeline {pipeline.name!r} has no schedule, so --scheduled-at cannot derive an interval; use --interval")
-        moment = datetime.now(timezone.utc) if scheduled_at == "now" else parse_time(scheduled_at, pipeline.timezone)
-        return interval_for_tick(pipeline.schedule, pipeline.timezone, moment)
+        return interval_for_tick(pipeline.schedule, pipeline.timezone, scheduled_time(scheduled_at, pipeline.timezone))
     return None
+
+
+def scheduled_time(value: str, tz: str, env: dict[str, str] | None = None) -> datetime:
+    """RFC 3339, 'now', or 'auto': the tick a CronJob's Job was created for.
+
+    The CronJob controller names each Job `<cronjob>-<scheduled minutes since
+    the Unix epoch>`; the chart hands the pod that name (KUBETL_JOB_NAME, from
+    the job-name label), so a pod that starts late still loads its own tick's
+    interval. A Job named any other way falls back to now.
+    """
+    env = os.environ if env is None else env
+    if value == "auto":
+        suffix = env.get("KUBETL_JOB_NAME", "").rpartition("-")[2]
+        if suffix.isdigit():
+            return datetime.fromtimestamp(int(suffix) * 60, timezone.utc)
+        value = "now"
+    if value == "now":
+        return datetime.now(timezone.utc)
+    return parse_time(value, tz)
 
 
 @app.command()
@@ -68,7 +87,7 @@ def run(
     interval: Annotated[Optional[str], typer.Option(help="START/END in ISO 8601, e.g. 2013-01-01/2013-02-01")] = None,
     scheduled_at: Annotated[
         Optional[str],
-        typer.Option(envvar="KUBETL_SCHEDULED_AT", help="Schedule tick time (RFC 3339, or 'now'); the run covers the interval ending at that tick"),
+        typer.Option(envvar="KUBETL_SCHEDULED_AT", help="Schedule tick time (RFC 3339, 'now', or 'auto' inside a CronJob's pod); the run covers the interval ending at that tick"),
     ] = None,
     trigger: Annotated[str, typer.Option(envvar="KUBETL_TRIGGER", help="Recorded in the ledger: manual, scheduled, backfill...")] = "manual",
     wait_for_lock: Annotated[bool, typer.Option(help="Wait for a concurrent run of the same interval instead of failing")] = False,

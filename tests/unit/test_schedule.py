@@ -59,3 +59,13 @@ def test_parse_interval_reads_naive_times_in_the_pipeline_zone():
 def test_bad_intervals_are_config_errors(text: str):
     with pytest.raises(ConfigError):
         parse_interval(text)
+
+
+def test_scheduled_time_auto_reads_the_cronjob_controllers_job_name():
+    from job.cli import scheduled_time
+
+    # 2013-02-01T00:00:00Z is 22,661,280 minutes after the epoch.
+    assert scheduled_time("auto", "UTC", {"KUBETL_JOB_NAME": "kubetl-flights-22661280"}) == t(2013, 2, 1)
+    manual = scheduled_time("auto", "UTC", {"KUBETL_JOB_NAME": "kubetl-flights-manual-x7k2q"})
+    assert abs((manual - datetime.now(UTC)).total_seconds()) < 5
+    assert scheduled_time("2013-02-01T00:00:00Z", "UTC", {}) == t(2013, 2, 1)
