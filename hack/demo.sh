@@ -19,7 +19,7 @@ quiet() { "$@" > "$WORK/last-run.log"; }  # JSON logs to a file; the one-line su
 "$ETL" validate -c "$CONFIG"
 quiet "$ETL" run airlines -c "$CONFIG"
 quiet "$ETL" run airports -c "$CONFIG"
-quiet "$ETL" run flights_all -c "$CONFIG"
+quiet "$ETL" run flights-all -c "$CONFIG"
 quiet "$ETL" run flights -c "$CONFIG" --interval 2013-01-01/2013-02-01
 # The same interval again: idempotent, so the table holds it once.
 quiet "$ETL" run flights -c "$CONFIG" --scheduled-at 2013-02-01T00:00:00Z --trigger scheduled

@@ -25,7 +25,7 @@ from job.errors import ConfigError
 # Column types a pipeline can declare; the loader maps them to SQL types.
 ColumnType = Literal["int", "float", "numeric", "text", "bool", "date", "timestamp", "timestamptz"]
 
-NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9_-]{0,50}[a-z0-9])?$")
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,50}[a-z0-9])?$")
 
 
 class Strict(BaseModel):
@@ -253,7 +253,7 @@ class Pipeline(Strict):
     @classmethod
     def _name(cls, name: str) -> str:
         if not NAME_RE.match(name):
-            raise ValueError("must be 1-52 lowercase letters, digits, '-' or '_' (it names Kubernetes objects)")
+            raise ValueError("must be 1-52 lowercase letters, digits or '-' (it names Kubernetes objects)")
         return name
 
     @field_validator("schedule")

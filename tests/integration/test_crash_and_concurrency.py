@@ -32,7 +32,7 @@ def slowed_example(tmp_path: Path) -> Path:
     """The example with a step that sleeps per chunk, so the first run is surely
     still holding its lock when the second one starts."""
     config = yaml.safe_load(EXAMPLE.read_text())
-    for name in ("flights", "flights_all"):
+    for name in ("flights", "flights-all"):
         config["pipelines"][name].setdefault("transform", []).append({"python": "etl_test_steps:slow"})
     path = tmp_path / "slow.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -53,7 +53,7 @@ def wait_for_event(proc: subprocess.Popen[str], event: str, timeout: float = 120
 
 
 def test_sigkill_mid_load_commits_nothing_and_a_rerun_is_exact(pg_url, tmp_path):
-    proc = start(pg_url, tmp_path, "flights_all", config=slowed_example(tmp_path))
+    proc = start(pg_url, tmp_path, "flights-all", config=slowed_example(tmp_path))
     progress = wait_for_event(proc, "run.progress")
     assert progress["rows_written"] > 0  # rows are in the open transaction
     proc.send_signal(signal.SIGKILL)
@@ -62,7 +62,7 @@ def test_sigkill_mid_load_commits_nothing_and_a_rerun_is_exact(pg_url, tmp_path)
     assert query(pg_url, "select status from etl_runs") == [("running",)]
     assert query(pg_url, "select count(*) from etl_rejects") == [(0,)]
 
-    rerun = start(pg_url, tmp_path, "flights_all")
+    rerun = start(pg_url, tmp_path, "flights-all")
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
     assert query(pg_url, "select count(*) from flights_all") == [(328_063,)]

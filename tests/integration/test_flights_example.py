@@ -17,7 +17,7 @@ def run(etl_job, url, *args):
 
 
 def test_whole_year_loads_every_good_flight_and_quarantines_the_rest(pg_url, etl_job):
-    logs = run(etl_job, pg_url, "flights_all")
+    logs = run(etl_job, pg_url, "flights-all")
     done = logs[-1]
     assert done["event"] == "run.succeeded"
     assert (done["rows_read"], done["rows_loaded"], done["rows_rejected"]) == (FLIGHTS, FLIGHTS - CANCELLED, CANCELLED)

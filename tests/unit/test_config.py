@@ -20,7 +20,7 @@ def errors_of(text: str, env: dict[str, str] | None = None) -> str:
 
 def test_the_shipped_example_is_valid():
     config = load_config(EXAMPLE, env={"NYCFLIGHTS13_DATA": "/data"})
-    assert set(config.pipelines) == {"airlines", "airports", "flights", "flights_all"}
+    assert set(config.pipelines) == {"airlines", "airports", "flights", "flights-all"}
     flights = config.pipeline("flights")
     assert flights.load.mode == "overwrite_interval" and flights.source.path == "/data/flights.csv.zip"
 
@@ -85,7 +85,7 @@ def test_invalid_yaml_and_wrong_shape():
 
 
 def test_pipeline_name_must_suit_kubernetes():
-    assert "lowercase" in errors_of(MINIMAL.replace("  p:", "  Bad_Name:"))
+    assert "lowercase" in errors_of(MINIMAL.replace("  p:", "  bad_name:"))
 
 
 def test_unknown_pipeline_lists_the_known_ones():
