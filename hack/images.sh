@@ -21,10 +21,11 @@ mkdir -p "$CACHE"
 log() { echo "images: $*" >&2; }
 
 ensure_docker() {
-  if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
-    log "installing docker.io and debootstrap from Debian"
+  if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null || ! command -v docker-compose >/dev/null; then
+    log "installing docker.io, docker-compose and debootstrap from Debian"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io debootstrap >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      docker.io docker-compose debootstrap >/dev/null
   fi
   if docker info >/dev/null 2>&1; then return; fi
   log "starting dockerd (log: $CACHE/dockerd.log)"
@@ -63,12 +64,11 @@ python_base() {
 }
 
 postgres_image() {
-  local image=kubetl.local/postgres:15
-  have_image "$image" && return
   rootfs bookworm "$CACHE/postgres-15-bookworm.tar" postgresql-15,ca-certificates
-  docker import "$CACHE/postgres-15-bookworm.tar" kubetl.local/postgres-rootfs:15 >/dev/null
-  log "building $image"
-  docker build -q -t "$image" hack/images/postgres >/dev/null
+  have_image kubetl.local/postgres-rootfs:15 || docker import "$CACHE/postgres-15-bookworm.tar" kubetl.local/postgres-rootfs:15 >/dev/null
+  # Always rebuilt (cached layers make it instant) so entrypoint edits land.
+  log "building kubetl.local/postgres:15"
+  docker build -q -t kubetl.local/postgres:15 hack/images/postgres >/dev/null
 }
 
 ensure_docker
