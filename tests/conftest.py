@@ -22,6 +22,24 @@ def flights_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def control_plane():
+    """A real kube-apiserver + etcd (see tests/apiserver.py), one per session."""
+    import apiserver
+
+    plane = apiserver.start()
+    yield plane
+    apiserver.stop(plane)
+
+
+@pytest.fixture(scope="session")
+def tools() -> Path:
+    """The directory holding kubectl and helm (hack/tools.sh fetches them)."""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([str(root / "hack" / "tools.sh")], check=True, capture_output=True, text=True)
+    return Path(out.stdout.strip())
+
+
+@pytest.fixture(scope="session")
 def postgres_server():
     server = pg.start()
     yield server

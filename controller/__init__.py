@@ -1,0 +1,1 @@
+"""etlctl: kubetl's command line for runs on Kubernetes."""

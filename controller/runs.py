@@ -1,0 +1,223 @@
+"""Pipelines are the chart's CronJobs; runs are Jobs made from their jobTemplate.
+
+Like `kubectl create job --from=cronjob/...` (owner reference, the
+`cronjob.kubernetes.io/instantiate: manual` annotation), plus what kubectl
+will not do: overrides of the interval, env, args, image and timeout, and one
+Job per schedule interval for backfills and catch-ups.
+"""
+from __future__ import annotations
+
+import copy
+import secrets
+import string
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from kubernetes import client
+
+from controller.kube import EtlctlError, Kube, call
+from job.schedule import Interval, interval_for_tick, intervals_between, parse_time
+
+PIPELINE_LABEL = "kubetl.io/pipeline"
+TRIGGER_LABEL = "kubetl.io/trigger"
+RUN_ID_LABEL = "kubetl.io/run-id"
+INTERVAL_LABEL = "kubetl.io/interval-start"  # label-safe form of the start, for selecting
+INTERVAL_ANNOTATION = "kubetl.io/interval"  # START/END as etl-job reads it
+FINISHED = ("succeeded", "failed")
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    return client.ApiClient().sanitize_for_serialization(obj)
+
+
+def interval_label(interval: Interval) -> str:
+    return interval.start.strftime("%Y%m%dT%H%M%SZ")
+
+
+# --- reading -----------------------------------------------------------------------
+
+
+def pipelines(kube: Kube) -> list[dict[str, Any]]:
+    found = call(kube, "list", "cronjobs.batch", kube.batch.list_namespaced_cron_job, kube.namespace, label_selector=PIPELINE_LABEL)
+    return sorted((_plain(c) for c in found.items), key=lambda c: c["metadata"]["labels"][PIPELINE_LABEL])
+
+
+def pipeline(kube: Kube, name: str) -> dict[str, Any]:
+    found = call(kube, "list", "cronjobs.batch", kube.batch.list_namespaced_cron_job, kube.namespace,
+                 label_selector=f"{PIPELINE_LABEL}={name}")
+    if not found.items:
+        known = ", ".join(c["metadata"]["labels"][PIPELINE_LABEL] for c in pipelines(kube)) or "none"
+        raise EtlctlError(f"no pipeline {name!r} in namespace {kube.namespace!r} (pipelines there: {known})")
+    return _plain(found.items[0])
+
+
+def runs(kube: Kube, name: str | None = None) -> list[dict[str, Any]]:
+    """A pipeline's Jobs (or every pipeline's), newest first."""
+    selector = f"{PIPELINE_LABEL}={name}" if name else PIPELINE_LABEL
+    found = call(kube, "list", "jobs.batch", kube.batch.list_namespaced_job, kube.namespace, label_selector=selector)
+    return sorted((_plain(j) for j in found.items), key=lambda j: j["metadata"]["creationTimestamp"], reverse=True)
+
+
+def run(kube: Kube, name: str) -> dict[str, Any]:
+    job = call(kube, "get", "jobs.batch", kube.batch.read_namespaced_job, name, kube.namespace)
+    return _plain(job)
+
+
+def state(job: dict[str, Any]) -> str:
+    """succeeded, failed, running or pending, from the Job's conditions and counts."""
+    status = job.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("status") == "True":
+            if condition["type"] in ("Complete", "SuccessCriteriaMet"):
+                return "succeeded"
+            if condition["type"] in ("Failed", "FailureTarget"):
+                return "failed"
+    if status.get("active"):
+        return "running"
+    return "pending"
+
+
+def interval_of(job: dict[str, Any]) -> str:
+    return (job["metadata"].get("annotations") or {}).get(INTERVAL_ANNOTATION, "")
+
+
+def summary(job: dict[str, Any]) -> dict[str, Any]:
+    meta, status = job["metadata"], job.get("status") or {}
+    labels = meta.get("labels") or {}
+    started, finished = status.get("startTime"), status.get("completionTime")
+    return {
+        "run": meta["name"],
+        "pipeline": labels.get(PIPELINE_LABEL, ""),
+        "trigger": labels.get(TRIGGER_LABEL, ""),
+        "interval": interval_of(job),
+        "status": state(job),
+        "started": started or "",
+        "duration": _duration(started, finished),
+        "retries": status.get("failed") or 0,
+    }
+
+
+def _duration(started: Any, finished: Any) -> str:
+    if not started or not finished:
+        return ""
+    to_time = lambda v: v if isinstance(v, datetime) else parse_time(str(v))  # noqa: E731
+    return f"{(to_time(finished) - to_time(started)).total_seconds():.0f}s"
+
+
+# --- schedule arithmetic on a CronJob ---------------------------------------------------
+
+
+def schedule_of(cronjob: dict[str, Any]) -> tuple[str, str] | None:
+    """(cron, time zone), or None for a pipeline with no schedule of its own."""
+    if (cronjob["metadata"].get("annotations") or {}).get("kubetl.io/ad-hoc-only") == "true":
+        return None
+    return cronjob["spec"]["schedule"], cronjob["spec"].get("timeZone") or "UTC"
+
+
+def latest_interval(cronjob: dict[str, Any], now: datetime) -> Interval | None:
+    schedule = schedule_of(cronjob)
+    return interval_for_tick(schedule[0], schedule[1], now) if schedule else None
+
+
+def backfill_intervals(cronjob: dict[str, Any], start: datetime, end: datetime) -> list[Interval]:
+    schedule = schedule_of(cronjob)
+    if schedule is None:
+        name = cronjob["metadata"]["labels"][PIPELINE_LABEL]
+        raise EtlctlError(f"pipeline {name!r} has no schedule, so it has no intervals to backfill; use `etlctl run --interval`")
+    intervals = intervals_between(schedule[0], schedule[1], start, end)
+    if not intervals:
+        raise EtlctlError(f"no whole schedule interval ({schedule[0]}, {schedule[1]}) fits between {start:%Y-%m-%dT%H:%M}Z and {end:%Y-%m-%dT%H:%M}Z", 2)
+    return intervals
+
+
+def missed_intervals(cronjob: dict[str, Any], jobs: list[dict[str, Any]], now: datetime) -> list[Interval]:
+    """Ticks since the end of the last succeeded interval (or since the CronJob
+    was created), up to now, that no succeeded Job covers."""
+    schedule = schedule_of(cronjob)
+    if schedule is None:
+        return []
+    done = {interval_of(j) for j in jobs if state(j) == "succeeded" and interval_of(j)}
+    ends = [parse_time(i.split("/")[1]) for i in done]
+    created = parse_time(str(cronjob["metadata"]["creationTimestamp"]))
+    start = max(ends) if ends else interval_for_tick(schedule[0], schedule[1], created).end
+    return [i for i in intervals_between(schedule[0], schedule[1], start, now) if str(i) not in done]
+
+
+# --- creating runs ------------------------------------------------------------------------
+
+
+@dataclass
+class Overrides:
+    interval: Interval | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+    image: str | None = None
+    timeout_s: int | None = None
+
+
+def job_from_cronjob(cronjob: dict[str, Any], trigger: str, overrides: Overrides) -> dict[str, Any]:
+    """The Job `kubectl create job --from=cronjob/X` would make, with kubetl's labels and overrides."""
+    name = cronjob["metadata"]["labels"][PIPELINE_LABEL]
+    template = copy.deepcopy(cronjob["spec"]["jobTemplate"])
+    run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
+    when = overrides.interval.start.strftime("%Y%m%d%H%M") if overrides.interval else ""
+    job_name = f"{cronjob['metadata']['name'][:40]}-{trigger[0]}{when}-{run_id}".replace("--", "-")
+    labels = {**(template.get("metadata") or {}).get("labels", {}), PIPELINE_LABEL: name, TRIGGER_LABEL: trigger, RUN_ID_LABEL: run_id}
+    annotations = {**(template.get("metadata") or {}).get("annotations", {}), "cronjob.kubernetes.io/instantiate": "manual"}
+    if overrides.interval:
+        labels[INTERVAL_LABEL] = interval_label(overrides.interval)
+        annotations[INTERVAL_ANNOTATION] = str(overrides.interval)
+    spec = template["spec"]
+    pod = spec["template"]
+    pod.setdefault("metadata", {}).setdefault("labels", {}).update({TRIGGER_LABEL: trigger, RUN_ID_LABEL: run_id})
+    container = pod["spec"]["containers"][0]
+    if (cronjob["metadata"].get("labels") or {}).get("kubetl.io/kind", "pipeline") == "pipeline":
+        args = ["run", name] + (["--interval", str(overrides.interval)] if overrides.interval else [])
+        container["args"] = args + overrides.args
+    elif overrides.interval or overrides.args:
+        raise EtlctlError(f"{name!r} is a plain container job: --interval, --scheduled-at and --arg do not apply", 2)
+    if overrides.env:
+        env = [e for e in container.get("env") or [] if e["name"] not in overrides.env]
+        container["env"] = env + [{"name": k, "value": v} for k, v in overrides.env.items()]
+    if overrides.image:
+        container["image"] = overrides.image
+    if overrides.timeout_s:
+        spec["activeDeadlineSeconds"] = overrides.timeout_s
+    owner = {"apiVersion": "batch/v1", "kind": "CronJob", "name": cronjob["metadata"]["name"],
+             "uid": cronjob["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": job_name, "labels": labels, "annotations": annotations, "ownerReferences": [owner]},
+            "spec": spec}
+
+
+def start(kube: Kube, cronjob: dict[str, Any], trigger: str, overrides: Overrides) -> dict[str, Any]:
+    """Create one run; refuse if a run of the same interval is still going."""
+    name = cronjob["metadata"]["labels"][PIPELINE_LABEL]
+    if overrides.interval:
+        same = [j for j in runs(kube, name) if interval_of(j) == str(overrides.interval) and state(j) in ("running", "pending")]
+        if same:
+            raise EtlctlError(f"run {same[0]['metadata']['name']} of pipeline {name!r} for {overrides.interval} is still "
+                              "running; wait for it or `etlctl cancel` it")
+    body = job_from_cronjob(cronjob, trigger, overrides)
+    return _plain(call(kube, "create", "jobs.batch", kube.batch.create_namespaced_job, kube.namespace, body))
+
+
+def cancel(kube: Kube, name: str) -> None:
+    """Delete the Job and, in the background, its pods."""
+    call(kube, "delete", "jobs.batch", kube.batch.delete_namespaced_job, name, kube.namespace,
+         body=client.V1DeleteOptions(propagation_policy="Background"))
+
+
+def set_suspended(kube: Kube, cronjob: dict[str, Any], suspended: bool) -> None:
+    call(kube, "patch", "cronjobs.batch", kube.batch.patch_namespaced_cron_job, cronjob["metadata"]["name"],
+         kube.namespace, {"spec": {"suspend": suspended}})
+
+
+def pods_of(kube: Kube, job_name: str) -> list[dict[str, Any]]:
+    found = call(kube, "list", "pods", kube.core.list_namespaced_pod, kube.namespace, label_selector=f"job-name={job_name}")
+    return sorted((_plain(p) for p in found.items), key=lambda p: p["metadata"]["creationTimestamp"])
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
