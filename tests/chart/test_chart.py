@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import CHART, ROOT
+from support import CHART, ROOT
 from job.config import parse_config
 
 

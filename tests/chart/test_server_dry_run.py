@@ -9,7 +9,7 @@ import uuid
 import pytest
 import yaml
 
-from conftest import CHART, ROOT
+from support import CHART, ROOT
 
 VALUE_SETS = {
     "defaults": [],

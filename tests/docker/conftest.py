@@ -3,27 +3,12 @@ Docker and starts dockerd when needed) and the kubetl image on them."""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def sh(*argv: str, check: bool = True, timeout: float = 1800, **kwargs) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kwargs)
-    if check and out.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-    return out
-
-
-def build(tag: str, base: str) -> float:
-    started = time.monotonic()
-    sh("docker", "build", "-q", "--build-arg", f"BASE_IMAGE={base}", "-t", tag, str(ROOT))
-    return time.monotonic() - started
+from docker_support import ROOT, sh
 
 
 @pytest.fixture(scope="session")
@@ -66,10 +51,6 @@ def postgres(network):
         raise AssertionError(sh("docker", "logs", server, check=False).stderr)
     env = {"PGHOST": server, "PGUSER": "kubetl", "PGPASSWORD": "pw", "PGDATABASE": "kubetl"}
     return name, server, env
-
-
-def psql(server: str, sql: str) -> str:
-    return sh("docker", "exec", server, "psql", "-U", "kubetl", "-d", "kubetl", "-tAc", sql).stdout.strip()
 
 
 os.environ.setdefault("DOCKER_CLI_HINTS", "false")

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from conftest import ROOT, build, psql, sh
+from docker_support import ROOT, build, psql, sh
 
 pytestmark = pytest.mark.docker
 RUN = ("docker", "run", "--rm", "--read-only", "--tmpfs", "/tmp")
