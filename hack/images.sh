@@ -23,8 +23,8 @@ log() { echo "images: $*" >&2; }
 ensure_docker() {
   if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null || ! command -v docker-compose >/dev/null; then
     log "installing docker.io, docker-compose and debootstrap from Debian"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
       docker.io docker-compose debootstrap >/dev/null
   fi
   if docker info >/dev/null 2>&1; then return; fi

@@ -22,6 +22,9 @@ log() { echo "build-binaries: $*" >&2; }
 components=("$@")
 [[ ${#components[@]} -eq 0 ]] && components=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy coredns)
 mkdir -p "$BIN"
+# One build at a time per cache: test fixtures and `cluster.sh up` may ask together.
+exec 9>"$CACHE/.build.lock"
+flock 9
 
 k8s_module() {
   local dir="$CACHE/src-$K8S_VERSION"
