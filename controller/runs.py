@@ -21,6 +21,7 @@ from job.schedule import Interval, interval_for_tick, intervals_between, parse_t
 
 PIPELINE_LABEL = "kubetl.io/pipeline"
 TRIGGER_LABEL = "kubetl.io/trigger"
+FIELD_MANAGER = "etlctl"  # how our changes show in managedFields (and in helm's conflict messages)
 RUN_ID_LABEL = "kubetl.io/run-id"
 INTERVAL_LABEL = "kubetl.io/interval-start"  # label-safe form of the start, for selecting
 INTERVAL_ANNOTATION = "kubetl.io/interval"  # START/END as etl-job reads it
@@ -200,7 +201,8 @@ def start(kube: Kube, cronjob: dict[str, Any], trigger: str, overrides: Override
             raise EtlctlError(f"run {same[0]['metadata']['name']} of pipeline {name!r} for {overrides.interval} is still "
                               "running; wait for it or `etlctl cancel` it")
     body = job_from_cronjob(cronjob, trigger, overrides)
-    return _plain(call(kube, "create", "jobs.batch", kube.batch.create_namespaced_job, kube.namespace, body))
+    return _plain(call(kube, "create", "jobs.batch", kube.batch.create_namespaced_job, kube.namespace, body,
+                       field_manager=FIELD_MANAGER))
 
 
 def cancel(kube: Kube, name: str) -> None:
@@ -211,7 +213,7 @@ def cancel(kube: Kube, name: str) -> None:
 
 def set_suspended(kube: Kube, cronjob: dict[str, Any], suspended: bool) -> None:
     call(kube, "patch", "cronjobs.batch", kube.batch.patch_namespaced_cron_job, cronjob["metadata"]["name"],
-         kube.namespace, {"spec": {"suspend": suspended}})
+         kube.namespace, {"spec": {"suspend": suspended}}, field_manager=FIELD_MANAGER)
 
 
 def pods_of(kube: Kube, job_name: str) -> list[dict[str, Any]]:

