@@ -40,6 +40,12 @@ def tools() -> Path:
 
 
 @pytest.fixture(scope="session")
+def helm(tools: Path) -> str:
+    """The real helm binary (from the PyPI wheel hack/tools.sh unpacks)."""
+    return str(tools / "helm")
+
+
+@pytest.fixture(scope="session")
 def postgres_server():
     server = pg.start()
     yield server
