@@ -316,6 +316,17 @@ $pvs
 EOF
 }
 
+# Released volumes (their claim was deleted) are wiped and offered again, so
+# the fixed set of PVs lasts across test runs on a long-lived cluster.
+recycle_volumes() {
+  local pv
+  for pv in $(kubectl_ get pv -l kubetl.io/static -o jsonpath='{range .items[?(@.status.phase=="Released")]}{.metadata.name}{" "}{end}'); do
+    log "recycling released volume $pv"
+    find "$STATE/storage/${pv#kubetl-}" -mindepth 1 -delete
+    kubectl_ patch pv "$pv" --type json -p '[{"op": "remove", "path": "/spec/claimRef"}]' >/dev/null
+  done
+}
+
 # --- commands -------------------------------------------------------------------------------------
 
 up() {
@@ -370,6 +381,7 @@ up() {
   start kube-proxy "$BIN/kube-proxy" --config="$STATE/kube-proxy.yaml"
   start coredns "$BIN/coredns" -conf "$STATE/Corefile"
   bootstrap_objects
+  recycle_volumes
   wait_for "node $NODE" 180 kubectl_ wait --for=condition=Ready "node/$NODE" --timeout=1s
   wait_for "the default ServiceAccount" 60 kubectl_ get serviceaccount default
   log "up in $((SECONDS - started))s; kubeconfig: $KUBECONFIG_OUT"
