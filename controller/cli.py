@@ -16,7 +16,7 @@ import typer
 import yaml
 
 from controller import runs as r
-from controller.kube import EtlctlError, Kube, call, connect
+from controller.kube import EtlctlError, Kube, connect
 from job.errors import ConfigError
 from job.schedule import Interval, interval_for_tick, parse_interval, parse_time
 
@@ -170,8 +170,8 @@ def _progress_line(k: Kube, name: str, current: str) -> str:
     """`run NAME: running, 120000 rows read, 118000 written, 95000 rows/s` from the pod's JSON logs."""
     for pod in reversed(r.pods_of(k, name)):
         try:
-            text = k.core.read_namespaced_pod_log(pod["metadata"]["name"], k.namespace, tail_lines=20)
-        except Exception:  # noqa: BLE001 - no logs yet is normal while the pod starts
+            text = k.request("get", "pods/log", "GET", k.path("", "pods", pod["metadata"]["name"], "log"), {"tailLines": 20})
+        except EtlctlError:  # no logs yet is normal while the pod starts
             continue
         for raw in reversed(text.splitlines()):
             try:
@@ -188,8 +188,8 @@ def _progress_line(k: Kube, name: str, current: str) -> str:
 
 
 def _stream_logs(k: Kube, pod: str) -> None:
-    stream = call(k, "get", "pods/log", k.core.read_namespaced_pod_log, pod, k.namespace, follow=True, _preload_content=False)
-    for chunk in stream.stream():
+    stream = k.request("get", "pods/log", "GET", k.path("", "pods", pod, "log"), {"follow": "true"}, stream=True)
+    for chunk in stream.stream(4096, decode_content=True):
         sys.stdout.write(chunk.decode(errors="replace"))
         sys.stdout.flush()
 
@@ -330,7 +330,7 @@ def logs(
             raise typer.Exit(0 if final == "succeeded" else 1)
         for pod in r.pods_of(k, run):
             typer.echo(f"==> {pod['metadata']['name']} <==", err=True)
-            typer.echo(call(k, "get", "pods/log", k.core.read_namespaced_pod_log, pod["metadata"]["name"], k.namespace), nl=False)
+            typer.echo(k.request("get", "pods/log", "GET", k.path("", "pods", pod["metadata"]["name"], "log")), nl=False)
     except EtlctlError as exc:
         fail(exc)
 

@@ -14,22 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from kubernetes import client
-
-from controller.kube import EtlctlError, Kube, call
+from controller.kube import FIELD_MANAGER, EtlctlError, Kube
 from job.schedule import Interval, interval_for_tick, intervals_between, parse_time
 
+BATCH = "batch/v1"
 PIPELINE_LABEL = "kubetl.io/pipeline"
 TRIGGER_LABEL = "kubetl.io/trigger"
-FIELD_MANAGER = "etlctl"  # how our changes show in managedFields (and in helm's conflict messages)
 RUN_ID_LABEL = "kubetl.io/run-id"
 INTERVAL_LABEL = "kubetl.io/interval-start"  # label-safe form of the start, for selecting
 INTERVAL_ANNOTATION = "kubetl.io/interval"  # START/END as etl-job reads it
 FINISHED = ("succeeded", "failed")
-
-
-def _plain(obj: Any) -> dict[str, Any]:
-    return client.ApiClient().sanitize_for_serialization(obj)
 
 
 def interval_label(interval: Interval) -> str:
@@ -39,30 +33,34 @@ def interval_label(interval: Interval) -> str:
 # --- reading -----------------------------------------------------------------------
 
 
+def _list(kube: Kube, resource: str, selector: str) -> list[dict[str, Any]]:
+    """Objects of a namespaced RESOURCE (cronjobs, jobs: batch/v1; pods: v1) matching SELECTOR."""
+    group = "" if resource == "pods" else BATCH
+    full = resource if group == "" else f"{resource}.batch"
+    return kube.request("list", full, "GET", kube.path(group, resource), {"labelSelector": selector})["items"]
+
+
 def pipelines(kube: Kube) -> list[dict[str, Any]]:
-    found = call(kube, "list", "cronjobs.batch", kube.batch.list_namespaced_cron_job, kube.namespace, label_selector=PIPELINE_LABEL)
-    return sorted((_plain(c) for c in found.items), key=lambda c: c["metadata"]["labels"][PIPELINE_LABEL])
+    found = _list(kube, "cronjobs", PIPELINE_LABEL)
+    return sorted(found, key=lambda c: c["metadata"]["labels"][PIPELINE_LABEL])
 
 
 def pipeline(kube: Kube, name: str) -> dict[str, Any]:
-    found = call(kube, "list", "cronjobs.batch", kube.batch.list_namespaced_cron_job, kube.namespace,
-                 label_selector=f"{PIPELINE_LABEL}={name}")
-    if not found.items:
+    found = _list(kube, "cronjobs", f"{PIPELINE_LABEL}={name}")
+    if not found:
         known = ", ".join(c["metadata"]["labels"][PIPELINE_LABEL] for c in pipelines(kube)) or "none"
         raise EtlctlError(f"no pipeline {name!r} in namespace {kube.namespace!r} (pipelines there: {known})")
-    return _plain(found.items[0])
+    return found[0]
 
 
 def runs(kube: Kube, name: str | None = None) -> list[dict[str, Any]]:
     """A pipeline's Jobs (or every pipeline's), newest first."""
     selector = f"{PIPELINE_LABEL}={name}" if name else PIPELINE_LABEL
-    found = call(kube, "list", "jobs.batch", kube.batch.list_namespaced_job, kube.namespace, label_selector=selector)
-    return sorted((_plain(j) for j in found.items), key=lambda j: j["metadata"]["creationTimestamp"], reverse=True)
+    return sorted(_list(kube, "jobs", selector), key=lambda j: j["metadata"]["creationTimestamp"], reverse=True)
 
 
 def run(kube: Kube, name: str) -> dict[str, Any]:
-    job = call(kube, "get", "jobs.batch", kube.batch.read_namespaced_job, name, kube.namespace)
-    return _plain(job)
+    return kube.request("get", "jobs.batch", "GET", kube.path(BATCH, "jobs", name))
 
 
 def state(job: dict[str, Any]) -> str:
@@ -201,24 +199,21 @@ def start(kube: Kube, cronjob: dict[str, Any], trigger: str, overrides: Override
             raise EtlctlError(f"run {same[0]['metadata']['name']} of pipeline {name!r} for {overrides.interval} is still "
                               "running; wait for it or `etlctl cancel` it")
     body = job_from_cronjob(cronjob, trigger, overrides)
-    return _plain(call(kube, "create", "jobs.batch", kube.batch.create_namespaced_job, kube.namespace, body,
-                       field_manager=FIELD_MANAGER))
+    return kube.request("create", "jobs.batch", "POST", kube.path(BATCH, "jobs"), {"fieldManager": FIELD_MANAGER}, body)
 
 
 def cancel(kube: Kube, name: str) -> None:
     """Delete the Job and, in the background, its pods."""
-    call(kube, "delete", "jobs.batch", kube.batch.delete_namespaced_job, name, kube.namespace,
-         body=client.V1DeleteOptions(propagation_policy="Background"))
+    kube.request("delete", "jobs.batch", "DELETE", kube.path(BATCH, "jobs", name), body={"propagationPolicy": "Background"})
 
 
 def set_suspended(kube: Kube, cronjob: dict[str, Any], suspended: bool) -> None:
-    call(kube, "patch", "cronjobs.batch", kube.batch.patch_namespaced_cron_job, cronjob["metadata"]["name"],
-         kube.namespace, {"spec": {"suspend": suspended}}, field_manager=FIELD_MANAGER)
+    kube.request("patch", "cronjobs.batch", "PATCH", kube.path(BATCH, "cronjobs", cronjob["metadata"]["name"]),
+                 {"fieldManager": FIELD_MANAGER}, {"spec": {"suspend": suspended}}, "application/merge-patch+json")
 
 
 def pods_of(kube: Kube, job_name: str) -> list[dict[str, Any]]:
-    found = call(kube, "list", "pods", kube.core.list_namespaced_pod, kube.namespace, label_selector=f"job-name={job_name}")
-    return sorted((_plain(p) for p in found.items), key=lambda p: p["metadata"]["creationTimestamp"])
+    return sorted(_list(kube, "pods", f"job-name={job_name}"), key=lambda p: p["metadata"]["creationTimestamp"])
 
 
 def now() -> datetime:
