@@ -8,7 +8,6 @@ need a Job to finish set its status through the API, as the Job controller would
 from __future__ import annotations
 
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -17,15 +16,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pg import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_TOKEN = "kubetl-test-admin"
 NOBODY_TOKEN = "kubetl-test-nobody"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -67,7 +62,7 @@ def start() -> ControlPlane:
     subprocess.run(["openssl", "rsa", "-in", str(directory / "sa.key"), "-pubout", "-out", str(directory / "sa.pub")],
                    check=True, capture_output=True)
     (directory / "tokens.csv").write_text(f"{ADMIN_TOKEN},admin,1,system:masters\n{NOBODY_TOKEN},nobody,2,\n")
-    etcd_port, peer_port, port = _free_port(), _free_port(), _free_port()
+    etcd_port, peer_port, port = free_port(), free_port(), free_port()
     plane = ControlPlane(directory, port)
     log = open(directory / "etcd.log", "w")
     plane.processes.append(subprocess.Popen(
