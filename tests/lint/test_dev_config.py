@@ -1,23 +1,32 @@
 """The GitHub workflow and skaffold.yaml, checked with what can run here.
 
 actionlint is built from the Go module proxy (cached under ~/.cache/kubetl).
-skaffold itself is not served by this machine's Go module proxy, so
-skaffold.yaml is checked against what skaffold would do with it: its schema
-version, and that the build and the helm release it describes work with this
-repository's Dockerfile and chart."""
+skaffold.yaml is validated against the JSON schema skaffold publishes, taken
+from its module source on the Go module proxy (no skaffold binary is built),
+and checked for what skaffold would do with it: the build and the helm release
+it describes work with this repository's Dockerfile and chart."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
 from support import CHART, ROOT
 
 ACTIONLINT = "v1.7.12"
+SKAFFOLD = "v2.16.1"  # its source carries the published config schemas, docs-v2/content/en/schemas
+
+
+def go_env() -> dict[str, str]:
+    cache = Path(os.environ.get("KUBETL_CACHE", Path.home() / ".cache" / "kubetl"))
+    return {**os.environ, "GOMODCACHE": str(cache / "k8s" / "go" / "mod"), "GOCACHE": str(cache / "k8s" / "go" / "build"),
+            "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
 
 
 @pytest.fixture(scope="session")
@@ -26,8 +35,7 @@ def actionlint() -> str:
     gobin = cache / "bin" / f"actionlint-{ACTIONLINT}"
     binary = gobin / "actionlint"
     if not binary.exists():
-        env = {**os.environ, "GOBIN": str(gobin), "GOMODCACHE": str(cache / "k8s" / "go" / "mod"),
-               "GOCACHE": str(cache / "k8s" / "go" / "build"), "CGO_ENABLED": "0"}
+        env = {**go_env(), "GOBIN": str(gobin)}
         subprocess.run(["go", "install", f"github.com/rhysd/actionlint/cmd/actionlint@{ACTIONLINT}"],
                        env=env, check=True, capture_output=True, timeout=900)
     return str(binary)
@@ -62,9 +70,33 @@ def skaffold() -> dict:
     return yaml.safe_load((ROOT / "skaffold.yaml").read_text())
 
 
-def test_skaffold_uses_the_current_schema(skaffold):
-    # v4beta13 is the config version of skaffold v2.15 and later.
-    assert skaffold["apiVersion"] == "skaffold/v4beta13" and skaffold["kind"] == "Config"
+@pytest.fixture(scope="module")
+def skaffold_schemas() -> Path:
+    out = subprocess.run(["go", "mod", "download", "-json", f"github.com/GoogleContainerTools/skaffold/v2@{SKAFFOLD}"],
+                         env=go_env(), check=True, capture_output=True, text=True, timeout=900)
+    return Path(json.loads(out.stdout)["Dir"]) / "docs-v2" / "content" / "en" / "schemas"
+
+
+def newest_schema(schemas: Path) -> str:
+    def key(path: Path) -> tuple[int, int, int]:
+        major, stage, number = re.fullmatch(r"v(\d+)(alpha|beta|)(\d*)", path.stem).groups()
+        return int(major), {"alpha": 0, "beta": 1, "": 2}[stage], int(number or 0)
+    return max(schemas.glob("v*.json"), key=key).stem
+
+
+def test_skaffold_yaml_is_valid_for_the_newest_published_schema(skaffold, skaffold_schemas):
+    version = newest_schema(skaffold_schemas)
+    assert skaffold["apiVersion"] == f"skaffold/{version}"
+    schema = json.loads((skaffold_schemas / f"{version}.json").read_text())
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+              for e in jsonschema.Draft7Validator(schema).iter_errors(skaffold)]
+    assert errors == []
+
+
+def test_the_schema_check_catches_a_misspelt_key(skaffold, skaffold_schemas):
+    schema = json.loads((skaffold_schemas / f"{newest_schema(skaffold_schemas)}.json").read_text())
+    broken = {**skaffold, "deploy": {"helm": {"release": skaffold["deploy"]["helm"]["releases"]}}}
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(broken))
 
 
 def test_skaffold_builds_this_dockerfile_with_its_base_image_argument(skaffold):
