@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 hack/setup.sh --postgres
 
 suites=()
-for suite in tests/unit tests/integration tests/chart tests/controller tests/lint tests/docker tests/cluster tests/e2e; do
+for suite in tests/lint tests/unit tests/integration tests/chart tests/controller tests/docker tests/cluster tests/e2e; do
   [[ -d "$suite" ]] && suites+=("$suite")
 done
 exec .venv/bin/python -m pytest "${suites[@]}" "$@"

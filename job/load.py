@@ -118,7 +118,7 @@ class Loader:
         self.batch_key = f"{pipeline}|{interval}" if interval else f"{pipeline}|*"
         self._writer: _BackgroundWriter | None = None
         if spec.mode == "overwrite_interval" and interval is None:
-            raise InputError(f"load mode overwrite_interval needs a run interval: pass --interval or --scheduled-at")
+            raise InputError("load mode overwrite_interval needs a run interval: pass --interval or --scheduled-at")
 
     @property
     def target_name(self) -> str:

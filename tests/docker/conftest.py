@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from docker_support import ROOT, sh
+from docker_support import ROOT, build, sh
 
 
 @pytest.fixture(scope="session")
