@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import os
 import ssl
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -21,6 +22,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 FIELD_MANAGER = "etlctl"  # how our changes show in managedFields (and in helm's conflict messages)
 TIMEOUT = urllib3.Timeout(connect=10, read=60)
+STREAM_TIMEOUT = urllib3.Timeout(connect=10, read=None)  # a followed log may be quiet for long
 
 
 class EtlctlError(Exception):
@@ -36,8 +38,9 @@ class Kube:
     namespace: str
     server: str
     http: urllib3.PoolManager
-    auth: str | None = None  # the Authorization header, when not a client certificate
-    headers: dict[str, str] = field(default_factory=dict)
+    # The Authorization header, asked for on every call: the loaders' refresh hook
+    # renews expiring tokens (exec plugins, projected token files) during a long --wait.
+    authorization: Callable[[], str | None] = lambda: None
 
     def request(self, verb: str, resource: str, method: str, path: str, query: dict[str, Any] | None = None,
                 body: Any = None, content_type: str = "application/json", stream: bool = False) -> Any:
@@ -45,16 +48,16 @@ class Kube:
         VERB and RESOURCE (`create`, `jobs.batch`) name it in errors, as RBAC does."""
         query = {k: v for k, v in (query or {}).items() if v is not None}
         url = self.server.rstrip("/") + path + (f"?{urlencode(query)}" if query else "")
-        headers = {"Accept": "application/json, */*", **self.headers}
-        if self.auth:
-            headers["Authorization"] = self.auth
+        headers = {"Accept": "application/json, */*"}
+        if token := self.authorization():
+            headers["Authorization"] = token
         data = None
         if body is not None:
             headers["Content-Type"] = content_type
             data = json.dumps(body).encode()
         try:
-            response = self.http.request(method, url, body=data, headers=headers, timeout=TIMEOUT if not stream else
-                                         urllib3.Timeout(connect=10, read=None), preload_content=not stream)
+            response = self.http.request(method, url, body=data, headers=headers, preload_content=not stream,
+                                         timeout=STREAM_TIMEOUT if stream else TIMEOUT)
         except (Urllib3Error, OSError) as exc:
             raise EtlctlError(f"cannot reach the Kubernetes API server at {self.server}: {_reason(exc)}") from None
         if response.status >= 300:
@@ -93,7 +96,7 @@ def connect(kubeconfig: str | None = None, context: str | None = None, namespace
             default_ns = {c["name"]: c for c in contexts}[chosen]["context"].get("namespace", "default")
     except (ConfigException, FileNotFoundError, KeyError, TypeError) as exc:
         raise EtlctlError(f"no usable Kubernetes configuration: {exc}") from None
-    return Kube(namespace or default_ns, configuration.host, _pool(configuration), _authorization(configuration))
+    return Kube(namespace or default_ns, configuration.host, _pool(configuration), lambda: _authorization(configuration))
 
 
 def _pool(configuration: Any) -> urllib3.PoolManager:
