@@ -24,25 +24,26 @@ def kubetl_namespace(target, tools, image):
 
 
 @pytest.fixture(scope="module")
-def default_images(target, image) -> None:
-    """The images under the names the manifests use. On kind the cluster pulls
-    postgres:16 itself; on the local cluster, which cannot pull, the locally
-    built PostgreSQL image stands in under that name."""
+def manifests(target, image, kubetl_namespace) -> str:
+    """manifests/kubetl.yaml for this namespace, its images loaded. The kubetl image is
+    tagged with the name the manifests use. PostgreSQL: kind pulls postgres:16 itself;
+    the local cluster, which cannot pull, gets the local image written in its place
+    (the user's own postgres:16 tag is left alone)."""
     app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
-    names = [f"kubetl:{app_version}"]
-    sh("docker", "tag", image, names[0])
+    sh("docker", "tag", image, f"kubetl:{app_version}")
+    target.load_images(f"kubetl:{app_version}")
+    text = (ROOT / "manifests" / "kubetl.yaml").read_text()
+    assert text.count("namespace: kubetl\n") == 1 and text.count('image: "postgres:16"') == 1
+    text = text.replace("namespace: kubetl\n", f"namespace: {kubetl_namespace.name}\n")
     if target.postgres_is_local:
-        sh("docker", "tag", target.postgres_image, "postgres:16")
-        names.append("postgres:16")
-    target.load_images(*names)
+        text = text.replace('image: "postgres:16"', f'image: "{target.postgres_image}"')
+    return text
 
 
-def test_kubectl_apply_of_manifests_installs_a_working_system(kubetl_namespace, default_images):
+def test_kubectl_apply_of_manifests_installs_a_working_system(kubetl_namespace, manifests):
     ns = kubetl_namespace
     ns.kubectl("create", "secret", "generic", "kubetl-postgresql", f"--from-literal=password={secrets.token_hex(12)}")
-    manifests = (ROOT / "manifests" / "kubetl.yaml").read_text()
-    assert manifests.count("namespace: kubetl\n") == 1
-    ns.kubectl("apply", "-f", "-", input=manifests.replace("namespace: kubetl\n", f"namespace: {ns.name}\n"))
+    ns.kubectl("apply", "-f", "-", input=manifests)
     ns.kubectl("rollout", "status", "statefulset/kubetl-postgresql", "--timeout=300s", timeout=320)
 
     listed = ns.etlctl("list", "-o", "json")
