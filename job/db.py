@@ -6,6 +6,8 @@ import os
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from job.errors import one_line
+
 EMBEDDED_DEFAULT = "sqlite:///kubetl.db"
 
 
@@ -45,3 +47,16 @@ def _sqlite_write_transactions(engine: sa.Engine, lock_timeout_s: float) -> None
     @event.listens_for(engine, "begin")
     def _begin(conn):  # type: ignore[no-untyped-def]
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def describe_error(error: BaseException, limit: int = 300) -> str:
+    """One line for a database error: the server's message and, from PostgreSQL,
+    its detail (which key, which row), so a person can find the offending data."""
+    error = getattr(error, "orig", None) or error  # SQLAlchemy wraps the driver's error
+    diag = getattr(error, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    if primary:
+        text = f"{primary}: {diag.message_detail}" if diag.message_detail else primary
+        text = " ".join(text.split())
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+    return one_line(error, limit)

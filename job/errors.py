@@ -35,3 +35,16 @@ class LoadError(EtlError):
     """The database refused the load (unreachable, wrong table shape...)."""
 
     exit_code = 1
+
+
+class StepFailed(EtlError):
+    """A `python:` transform step raised: the user's code failed on this input."""
+
+    exit_code = 1
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """An exception as one line (its first), for messages that must stay one line."""
+    lines = str(error).strip().splitlines()
+    text = lines[0].strip() if lines else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

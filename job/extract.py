@@ -48,6 +48,11 @@ class Reject:
     reason: str
     location: str = ""
 
+    def __post_init__(self) -> None:
+        # A reason may quote a raw value; database text cannot hold NUL (the row is JSON, escaped already).
+        if "\x00" in self.reason:
+            self.reason = self.reason.replace("\x00", "\\x00")
+
 
 @dataclass
 class Chunk:

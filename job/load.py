@@ -29,6 +29,7 @@ import sqlalchemy as sa
 
 from job import config as c
 from job import ledger
+from job.db import describe_error
 from job.errors import InputError, LoadError
 from job.schedule import Interval
 from job.transform import StepResult, add_reason, reject_rows
@@ -186,6 +187,9 @@ class Loader:
             kind = self.plan.types[column]
             typed[column], failed = cast(frame[column], kind)
             reasons = add_reason(reasons, failed, f"{column}: value does not fit the table's {kind} column")
+            if kind == "text":
+                holds_nul = typed[column].str.contains("\x00", regex=False).fillna(False).astype(bool)
+                reasons = add_reason(reasons, holds_nul, f"{column}: text holds a NUL character, which a database text column cannot store")
         frame = pd.DataFrame(typed, index=frame.index)
         for key in self.spec.keys:
             if key not in frame.columns:
@@ -328,11 +332,21 @@ class Loader:
 
     def _insert(self, table: sa.Table, frame: pd.DataFrame) -> None:
         records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-        self.conn.execute(table.insert(), records)
+        try:
+            self.conn.execute(table.insert(), records)
+        except sa.exc.DBAPIError as exc:
+            raise self._refused(table, exc) from None
+
+    def _refused(self, table: sa.Table, error: BaseException) -> LoadError:
+        """The database refused rows (a key, a CHECK or a length limit of the
+        user's table): say which table and what the server said."""
+        name = self.target_name if self.plan is not None and table is self.plan.table else table.name
+        return LoadError(f"the database refused rows for table {name}: {describe_error(error)}")
 
     def _copy(self, table: sa.Table, frame: pd.DataFrame) -> None:
         """COPY the frame in as CSV rendered by Arrow (much faster than pandas' to_csv).
         Runs on the writer thread: it touches only the raw DBAPI connection."""
+        import psycopg2
         from psycopg2 import sql
 
         buffer = io.BytesIO()
@@ -348,5 +362,7 @@ class Loader:
         cursor = self.conn.connection.dbapi_connection.cursor()
         try:
             cursor.copy_expert(statement, buffer)
+        except psycopg2.Error as exc:
+            raise self._refused(table, exc) from None
         finally:
             cursor.close()

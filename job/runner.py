@@ -7,9 +7,10 @@ so a run killed at any moment commits nothing and a rerun starts clean.
 from __future__ import annotations
 
 import socket
-from collections import Counter
 import time
+import traceback
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -18,8 +19,8 @@ import sqlalchemy as sa
 
 from job import config as c
 from job import ledger
-from job.db import make_engine
-from job.errors import EtlError, LoadError, RejectBudgetExceeded, RunLocked
+from job.db import describe_error, make_engine
+from job.errors import EtlError, LoadError, RejectBudgetExceeded, RunLocked, one_line
 from job.extract import Chunk, Reject, extract
 from job.load import Loader
 from job.logs import Log
@@ -61,19 +62,26 @@ def run_pipeline(
     log: Log | None = None,
     progress_seconds: float = 5.0,
 ) -> RunResult:
-    """Run PIPELINE once; return its result or raise an EtlError (after recording it)."""
+    """Run PIPELINE once; return its result or raise an EtlError (after recording it).
+
+    Whatever goes wrong once the run is in the ledger, even a bug, ends the same
+    way: nothing committed, the ledger row failed with the error, a run.failed
+    log line, and an EtlError naming the pipeline.
+    """
     log = log or Log()
     engine = make_engine(url, lock_timeout_s=3600 if wait_for_lock else 0)
     try:
         try:
             ledger.ensure(engine)
         except sa.exc.OperationalError as exc:
-            raise LoadError(f"cannot reach the database ({engine.url.render_as_string(hide_password=True)}): {_first_line(exc.orig)}") from None
+            raise LoadError(f"cannot reach the database ({engine.url.render_as_string(hide_password=True)}): {one_line(exc.orig)}") from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise LoadError(f"cannot create the ledger tables: {describe_error(exc)}") from None
         target = f"{pipeline.load.schema_}.{pipeline.load.table}" if pipeline.load.schema_ else pipeline.load.table
         try:
             with engine.begin() as conn:
                 run_id = ledger.start(conn, pipeline.name, interval, trigger, target, socket.gethostname())
-        except sa.exc.OperationalError as exc:
+        except sa.exc.SQLAlchemyError as exc:
             raise _database_error(exc, pipeline, interval) from None
         result = RunResult(run_id, pipeline.name, str(interval) if interval else None, "running", target=target)
         log.info("run.start", run_id=run_id, pipeline=pipeline.name, interval=result.interval, trigger=trigger, target=target)
@@ -87,19 +95,35 @@ def run_pipeline(
                 result.status = "succeeded"
                 result.seconds = round(time.monotonic() - started, 3)
                 ledger.finish(conn, run_id, "succeeded", result.counts())
-        except (EtlError, sa.exc.SQLAlchemyError) as exc:
-            error = exc if isinstance(exc, EtlError) else _database_error(exc, pipeline, interval)
-            if isinstance(error, RejectBudgetExceeded):
-                error = RejectBudgetExceeded(f"{error} Most common reasons: {_top_reasons(sample)}")
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded, then re-raised as an EtlError
+            error = _as_etl_error(exc, pipeline, interval, sample)
             result.status, result.error = "failed", str(error)
             result.seconds = round(time.monotonic() - started, 3)
-            _record_failure(engine, result, sample)
-            log.error("run.failed", **result.as_dict(), reject_sample=[_brief(r) for r in sample[:10]])
+            _record_failure(engine, result, sample, log)
+            details: dict[str, Any] = {}
+            if not isinstance(exc, EtlError) or exc.__cause__ is not None:  # a bug or the user's code: keep where
+                details["traceback"] = "".join(traceback.format_exception(exc))
+            log.error("run.failed", **result.as_dict(), reject_sample=[_brief(r) for r in sample[:10]], **details)
             raise error from None
         log.info("run.succeeded", **result.as_dict())
         return result
     finally:
         engine.dispose()
+
+
+def _as_etl_error(exc: Exception, pipeline: c.Pipeline, interval: Interval | None, sample: list[Reject]) -> EtlError:
+    """The error a failed run reports: an EtlError of the right kind, naming the pipeline."""
+    if isinstance(exc, RejectBudgetExceeded):
+        error: EtlError = RejectBudgetExceeded(f"{exc} Most common reasons: {_top_reasons(sample)}")
+    elif isinstance(exc, EtlError):
+        error = exc
+    elif isinstance(exc, sa.exc.SQLAlchemyError):
+        error = _database_error(exc, pipeline, interval)
+    else:
+        error = EtlError(f"unexpected {type(exc).__name__}: {one_line(exc)} (a bug: the traceback is in the run.failed log line)")
+    if f"pipeline {pipeline.name!r}" not in str(error):
+        error = type(error)(f"pipeline {pipeline.name!r}: {error}")
+    return error
 
 
 @dataclass
@@ -184,13 +208,14 @@ def _lock(conn: sa.Connection, pipeline: c.Pipeline, interval: Interval | None, 
         )
 
 
-def _record_failure(engine: sa.Engine, result: RunResult, sample: list[Reject]) -> None:
+def _record_failure(engine: sa.Engine, result: RunResult, sample: list[Reject], log: Log) -> None:
     try:
         with engine.begin() as conn:
-            ledger.finish(conn, result.run_id, "failed", {**result.counts(), "rows_loaded": 0}, result.error)
+            error = (result.error or "").replace("\x00", "\\x00")  # database text cannot hold NUL
+            ledger.finish(conn, result.run_id, "failed", {**result.counts(), "rows_loaded": 0}, error)
             ledger.write_rejects(conn, result.run_id, result.pipeline, sample)
-    except sa.exc.SQLAlchemyError:
-        pass  # the database itself is the problem; the error is already on its way out
+    except Exception as exc:  # noqa: BLE001 - the run's own error matters more; say why the ledger missed it
+        log.warning("run.failure_not_recorded", run_id=result.run_id, reason=describe_error(exc))
 
 
 def _top_reasons(sample: list[Reject], n: int = 3) -> str:
@@ -202,12 +227,8 @@ def _brief(reject: Reject) -> dict[str, Any]:
     return {"reason": reject.reason, "location": reject.location, "row": reject.row[:300]}
 
 
-def _first_line(error: Any) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-
-
 def _database_error(exc: sa.exc.SQLAlchemyError, pipeline: c.Pipeline, interval: Interval | None) -> EtlError:
     if "database is locked" in str(exc):  # SQLite: another run holds the write lock
         return RunLocked(f"another run is writing to the database (pipeline {pipeline.name!r}, {interval or 'no interval'}); "
                          "wait for it, or pass --wait-for-lock")
-    return LoadError(f"database error: {_first_line(getattr(exc, 'orig', exc))}")
+    return LoadError(f"database error: {describe_error(exc)}")

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from job import config as c
-from job.errors import ConfigError, InputError
+from job.errors import ConfigError, InputError, StepFailed, one_line
 from job.expressions import compile_expression, evaluate
 from job.extract import Reject, is_url, open_input
 from job.schedule import Interval
@@ -263,7 +263,10 @@ class Steps:
             raise ConfigError(f"transform[{index}] python: cannot load {step.python}: {exc}") from None
 
         def run(frame: pd.DataFrame) -> StepResult:
-            out = function(frame)
+            try:
+                out = function(frame)
+            except Exception as exc:  # the user's code: any error is possible, and all are this step's failure
+                raise StepFailed(f"transform[{index}] python {step.python} raised {type(exc).__name__}: {one_line(exc)}") from exc
             if not isinstance(out, pd.DataFrame):
                 raise InputError(f"transform[{index}] python: {step.python} returned {type(out).__name__}, not a DataFrame")
             return StepResult(out)

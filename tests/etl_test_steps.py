@@ -10,3 +10,8 @@ def slow(frame):
     """Hold each chunk for a moment, so a run is still going when a test needs it to be."""
     time.sleep(0.5)
     return frame
+
+
+def explode(frame):
+    """A user step with a bug: it raises on real input."""
+    raise ValueError(f"cannot handle {len(frame)} rows")

@@ -10,8 +10,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from support import query
+from support import ROOT, query
 
 HEADER = "id,ts,amount,note\n"
 GOOD = HEADER + "".join(f"{i},2024-01-{i:02d}T00:00:00Z,{i}.5,row {i}\n" for i in range(1, 11))
@@ -73,7 +74,26 @@ def make_case(name: str, tmp: Path) -> tuple[str, str]:
         return config(f"http://127.0.0.1:{closed_port()}/data.csv"), ""
     elif name == "bad_config":
         return config(str(path)).replace("mode: append", "mode: apend"), ""
+    elif name == "primary_key_clash":  # the user's key on the table; the data repeats id 1
+        path.write_text(GOOD + "1,2024-01-01T12:00:00Z,9.5,again\n")
+    elif name == "check_constraint":
+        path.write_text(GOOD + "11,2024-01-11T00:00:00Z,-1,negative\n")
+    elif name == "varchar_limit":
+        path.write_text(GOOD + "12,2024-01-12T00:00:00Z,1,far too long\n")
+    elif name == "failing_python_step":
+        path.write_text(GOOD)
+        return config(str(path), "    transform:\n      - python: etl_test_steps:explode\n"), str(path)
+    elif name == "nul_byte":  # PostgreSQL text cannot hold NUL: a rejected row, not a crash
+        path.write_text(GOOD + "15,2024-01-15T00:00:00Z,1,bad\x00note\n")
     return config(str(path)), str(path)
+
+
+# Changes the user made to the target table before the case runs.
+TABLE_CHANGES = {
+    "primary_key_clash": "alter table facts add primary key (id)",
+    "check_constraint": "alter table facts add constraint amount_positive check (amount > 0)",
+    "varchar_limit": "alter table facts alter column note type varchar(6)",
+}
 
 
 CASES = {
@@ -94,6 +114,12 @@ CASES = {
     "missing_file": (2, "does-not-exist.csv does not exist"),
     "unreachable_url": (2, "cannot read http://127.0.0.1:"),
     "bad_config": (2, "pipeline 'facts': load.mode: Input should be 'append', 'replace', 'upsert' or 'overwrite_interval'"),
+    "primary_key_clash": (1, "pipeline 'facts': the database refused rows for table facts: "
+                             'duplicate key value violates unique constraint "facts_pkey": Key (id)=(1) already exists.'),
+    "check_constraint": (1, 'refused rows for table facts: new row for relation "facts" violates check constraint "amount_positive"'),
+    "varchar_limit": (1, "refused rows for table facts: value too long for type character varying(6)"),
+    "failing_python_step": (1, "pipeline 'facts': transform[0] python etl_test_steps:explode raised ValueError: cannot handle 10 rows"),
+    "nul_byte": (1, "Most common reasons: 'note: text holds a NUL character, which a database text column cannot store' (1x)"),
 }
 
 
@@ -113,13 +139,23 @@ def snapshot(url: str) -> list[tuple]:
     return query(url, "select * from facts order by id")
 
 
+def execute(url: str, statement: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(statement))
+    engine.dispose()
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_fails_clearly_and_changes_nothing(case, loaded, tmp_path, etl_job):
+    if case in TABLE_CHANGES:
+        execute(loaded, TABLE_CHANGES[case])
     before = snapshot(loaded)
     text, _ = make_case(case, tmp_path)
     cfg = tmp_path / "case.yaml"
     cfg.write_text(text)
-    result = etl_job("run", "facts", "-c", str(cfg), "--interval", "2024-01-01/2024-02-01", env={"DATABASE_URL": loaded})
+    env = {"DATABASE_URL": loaded, "PYTHONPATH": str(ROOT / "tests")}  # tests/ holds etl_test_steps
+    result = etl_job("run", "facts", "-c", str(cfg), "--interval", "2024-01-01/2024-02-01", env=env)
     code, fragment = CASES[case]
     assert result.returncode == code, result.stderr
     assert fragment in result.stderr
@@ -127,6 +163,20 @@ def test_bad_input_fails_clearly_and_changes_nothing(case, loaded, tmp_path, etl
     assert snapshot(loaded) == before
     if case != "bad_config":  # a bad config fails before any run is recorded
         assert query(loaded, "select status, rows_loaded from etl_runs order by id desc limit 1") == [("failed", 0)]
+        error = query(loaded, "select error from etl_runs order by id desc limit 1")[0][0]
+        assert fragment in error and "pipeline 'facts'" in error
+
+
+def test_a_nul_in_text_is_one_quarantined_row(loaded, tmp_path, etl_job):
+    text, _ = make_case("nul_byte", tmp_path)
+    cfg = tmp_path / "case.yaml"
+    cfg.write_text(text + "    reject_budget: {count: 1}\n")
+    result = etl_job("run", "facts", "-c", str(cfg), "--interval", "2024-01-01/2024-02-01", env={"DATABASE_URL": loaded})
+    assert result.returncode == 0, result.stderr
+    assert query(loaded, "select count(*) from facts") == [(10,)]
+    [(reason, row)] = query(loaded, "select reason, row from etl_rejects")
+    assert reason == "note: text holds a NUL character, which a database text column cannot store"
+    assert '"note":"bad\\u0000note"' in row
 
 
 def test_unreachable_database_fails_with_exit_1(tmp_path, etl_job):

@@ -1,28 +1,32 @@
 """Every load mode, on PostgreSQL and SQLite, including reruns of the same interval."""
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from support import query
 from job.config import parse_config
-from job.errors import InputError, RejectBudgetExceeded
+from job.errors import EtlError, InputError, LoadError, RejectBudgetExceeded
+from job.logs import Log
 from job.runner import run_pipeline
 from job.schedule import parse_interval
+from job.validate import Rules
 
 JAN = parse_interval("2024-01-01/2024-02-01")
 FEB = parse_interval("2024-02-01/2024-03-01")
 
 
-def pipeline(tmp_path: Path, load: str, csv: str, extra: str = "", name: str = "p"):
+def pipeline(tmp_path: Path, load: str, csv: str, extra: str = "", name: str = "p", chunk_rows: int = 50_000):
     data = tmp_path / "data.csv"
     data.write_text(csv)
     text = f"""
 pipelines:
   {name}:
-    source: {{format: csv, path: {data}, dtypes: {{id: int, ts: timestamptz, amount: float}}}}
+    source: {{format: csv, path: {data}, chunk_rows: {chunk_rows}, dtypes: {{id: int, ts: timestamptz, amount: float}}}}
     load: {load}
 {extra}
 """
@@ -124,3 +128,41 @@ def test_hostile_identifiers_are_quoted_not_executed(db_url, tmp_path):
     run_pipeline(p, db_url, None)
     assert query(db_url, f'select count(*) from "{table.replace(chr(34), chr(34) * 2)}"') == [(1,)]
     assert query(db_url, "select count(*) from etl_runs") == [(1,)]
+
+
+def execute(url: str, statement: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(statement))
+    engine.dispose()
+
+
+def test_a_key_the_user_put_on_the_table_refuses_a_duplicate_with_a_clear_error(db_url, tmp_path):
+    execute(db_url, "create table facts (id bigint primary key, ts text, amount float, note text)")
+    duplicate = CSV + "1,2024-01-06T00:00:00Z,9,again\n"
+    p = pipeline(tmp_path, "{table: facts}", duplicate, chunk_rows=1)  # the clash is in a later chunk than the first
+    refusal = "UNIQUE constraint failed: facts.id" if db_url.startswith("sqlite") else 'violates unique constraint "facts_pkey"'
+    with pytest.raises(LoadError, match=f"pipeline 'p': the database refused rows for table facts: .*{refusal}"):
+        run_pipeline(p, db_url, JAN)
+    assert query(db_url, "select count(*) from facts") == [(0,)]
+    assert query(db_url, "select status, rows_loaded from etl_runs") == [("failed", 0)]
+
+
+def test_an_unexpected_error_is_still_a_recorded_failed_run(db_url, tmp_path, monkeypatch):
+    # A fake: it stands for a bug in kubetl, which no input can produce on purpose.
+    def bug(self, frame, location=""):
+        raise RuntimeError("a bug\nwith a second line")
+
+    monkeypatch.setattr(Rules, "check", bug)
+    out = io.StringIO()
+    with pytest.raises(EtlError) as raised:
+        run_pipeline(pipeline(tmp_path, "{table: facts}", CSV), db_url, JAN, log=Log(out))
+    assert type(raised.value) is EtlError and raised.value.exit_code == 1
+    assert str(raised.value) == "pipeline 'p': unexpected RuntimeError: a bug (a bug: the traceback is in the run.failed log line)"
+    assert query(db_url, "select status, error from etl_runs") == [("failed", str(raised.value))]
+    failed = json.loads(out.getvalue().splitlines()[-1])
+    assert failed["event"] == "run.failed" and 'raise RuntimeError("a bug' in failed["traceback"]
+    assert query(db_url, "select count(*) from etl_rejects") == [(0,)]
+    engine = sa.create_engine(db_url)
+    assert not sa.inspect(engine).has_table("facts")  # nothing committed
+    engine.dispose()
