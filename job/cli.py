@@ -118,11 +118,16 @@ def run(
 
 @app.command()
 def validate(config: ConfigOption = None) -> None:
-    """Check the configuration and exit 0, or name every problem and exit 2."""
+    """Check the configuration (and that every python: step's function loads); exit 0, or name every problem and exit 2."""
+    from job.transform import check_user_code
+
     try:
         parsed = load_config(config)
     except EtlError as exc:
         fail(exc)
+    problems = check_user_code(parsed)
+    if problems:
+        fail(ConfigError("; ".join(problems)))
     typer.echo(f"ok: {len(parsed.pipelines)} pipeline(s): {', '.join(parsed.pipelines)}")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,7 @@ from pydantic import (
 )
 
 from job.errors import ConfigError
+from job.expressions import compile_expression
 
 # Column types a pipeline can declare; the loader maps them to SQL types.
 ColumnType = Literal["int", "float", "numeric", "text", "bool", "date", "timestamp", "timestamptz"]
@@ -56,6 +58,17 @@ class FileSource(Strict):
     max_field_bytes: int = Field(1 << 20, ge=1, le=1 << 30)
     # Whether to keep going when the glob matches no file (a quiet interval).
     allow_empty: bool = False
+
+    @field_validator("path")
+    @classmethod
+    def _placeholders(cls, path: str) -> str:
+        if "{" in path:  # filled from the run interval at run time; check the placeholders now
+            moment = datetime(2000, 1, 1, tzinfo=timezone.utc)
+            try:
+                path.format(interval_start=moment, interval_end=moment)
+            except (KeyError, IndexError, ValueError, AttributeError) as exc:
+                raise ValueError(f"bad placeholder ({exc}); use e.g. {{interval_start:%Y-%m}} or {{interval_end:%Y-%m-%d}}") from None
+        return path
 
     @model_validator(mode="after")
     def _columns_when_headerless(self) -> "FileSource":
@@ -114,12 +127,35 @@ class FillNull(Strict):
     fill_null: dict[str, Any]
 
 
+def _check_expression(expression: str) -> str:
+    try:
+        compile_expression(expression)
+    except SyntaxError as exc:
+        raise ValueError(f"{expression!r} is not a valid expression: {exc.msg}") from None
+    return expression
+
+
 class Filter(Strict):
     filter: str = Field(description="a pandas query expression; rows where it is false are dropped")
+
+    @field_validator("filter")
+    @classmethod
+    def _parses(cls, expression: str) -> str:
+        return _check_expression(expression)
 
 
 class Derive(Strict):
     derive: dict[str, str] = Field(description="new column -> pandas expression over existing columns")
+
+    @field_validator("derive")
+    @classmethod
+    def _parses(cls, derive: dict[str, str]) -> dict[str, str]:
+        for column, expression in derive.items():
+            try:
+                _check_expression(expression)
+            except ValueError as exc:
+                raise ValueError(f"{column}: {exc}") from None
+        return derive
 
 
 class DedupeSpec(Strict):

@@ -70,7 +70,7 @@ def render_path(template: str, interval: Interval | None) -> str:
         raise ConfigError(f"source path {template!r} is templated with the interval; run it with --interval or --scheduled-at")
     try:
         return template.format(interval_start=interval.start, interval_end=interval.end)
-    except (KeyError, IndexError, ValueError) as exc:
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
         raise ConfigError(f"source path {template!r}: bad placeholder ({exc}); use interval_start / interval_end") from None
 
 

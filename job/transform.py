@@ -187,7 +187,7 @@ class Steps:
         return lambda frame: StepResult(frame.fillna(step.fill_null))
 
     def _filter(self, index: int, step: c.Filter) -> Callable[[pd.DataFrame], StepResult]:
-        code = _compile(step.filter, index, "filter")
+        code = compile_expression(step.filter)  # the config has checked that it parses
 
         def run(frame: pd.DataFrame) -> StepResult:
             keep = _evaluate(frame, code, step.filter, index, "filter")
@@ -197,7 +197,7 @@ class Steps:
         return run
 
     def _derive(self, index: int, step: c.Derive) -> Callable[[pd.DataFrame], StepResult]:
-        codes = {column: _compile(expr, index, f"derive {column}") for column, expr in step.derive.items()}
+        codes = {column: compile_expression(expr) for column, expr in step.derive.items()}
 
         def run(frame: pd.DataFrame) -> StepResult:
             frame = frame.copy()
@@ -256,11 +256,10 @@ class Steps:
         return run
 
     def _python(self, index: int, step: c.Python) -> Callable[[pd.DataFrame], StepResult]:
-        module_name, _, function_name = step.python.partition(":")
         try:
-            function = getattr(importlib.import_module(module_name), function_name)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"transform[{index}] python: cannot load {step.python}: {exc}") from None
+            function = load_function(step.python)
+        except ConfigError as exc:
+            raise ConfigError(f"transform[{index}] python: {exc}") from None
 
         def run(frame: pd.DataFrame) -> StepResult:
             try:
@@ -274,11 +273,31 @@ class Steps:
         return run
 
 
-def _compile(expression: str, index: int, what: str) -> Any:
+def load_function(target: str) -> Callable[[pd.DataFrame], Any]:
+    """The function a `python: package.module:function` step names."""
+    module_name, _, function_name = target.partition(":")
     try:
-        return compile_expression(expression)
-    except SyntaxError as exc:
-        raise ConfigError(f"transform[{index}] {what}: {expression!r} is not a valid expression: {exc.msg}") from None
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # importing runs the user's module: anything can go wrong
+        raise ConfigError(f"cannot load {target}: cannot import {module_name}: {type(exc).__name__}: {one_line(exc)}") from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise ConfigError(f"cannot load {target}: module {module_name} has no function {function_name}")
+    return function
+
+
+def check_user_code(config: c.Config) -> list[str]:
+    """What `validate` adds to the schema: every `python:` step's function can be loaded.
+    (A run loads them the same way, before reading any data.)"""
+    problems = []
+    for pipeline in config.pipelines.values():
+        for index, step in enumerate(pipeline.transform):
+            if isinstance(step, c.Python):
+                try:
+                    load_function(step.python)
+                except ConfigError as exc:
+                    problems.append(f"pipeline {pipeline.name!r}: transform.{index}.python: {exc}")
+    return problems
 
 
 def _evaluate(frame: pd.DataFrame, code: Any, expression: str, index: int, what: str) -> pd.Series:

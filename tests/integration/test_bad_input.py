@@ -198,3 +198,18 @@ def test_validate_reports_every_problem_with_exit_2(tmp_path, etl_job):
     assert result.returncode == 2
     assert "pipeline 'facts': schedule: not a valid 5-field cron expression: 'sometimes'" in result.stderr
     assert "pipeline 'facts': load: mode upsert needs `keys`" in result.stderr
+
+
+def test_validate_loads_python_steps_and_run_time_config_errors_name_the_pipeline(tmp_path, etl_job):
+    good = tmp_path / "good.csv"
+    good.write_text(GOOD)
+    cfg = tmp_path / "steps.yaml"
+    cfg.write_text(config(str(good), "    transform:\n      - python: etl_test_steps:no_such_function\n"))
+    env = {"PYTHONPATH": str(ROOT / "tests")}
+    result = etl_job("validate", "-c", str(cfg), env=env)
+    assert result.returncode == 2
+    assert "pipeline 'facts': transform.0.python: cannot load etl_test_steps:no_such_function" in result.stderr
+    result = etl_job("run", "facts", "-c", str(cfg), env=env)  # the embedded SQLite database
+    assert result.returncode == 2
+    assert result.stderr == ("etl-job: error: pipeline 'facts': transform[0] python: cannot load etl_test_steps:no_such_function: "
+                             "module etl_test_steps has no function no_such_function\n")

@@ -2,6 +2,7 @@ import pytest
 
 from job.config import parse_config, load_config
 from job.errors import ConfigError
+from job.transform import check_user_code
 from support import EXAMPLE
 
 MINIMAL = """
@@ -101,3 +102,32 @@ def test_config_from_environment_text():
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml", env={})
+
+
+def test_expressions_that_do_not_parse_are_config_errors():
+    text = MINIMAL + "    transform:\n      - filter: 'a >'\n      - derive: {b: 'a * 2', c: '1 +'}\n"
+    message = errors_of(text)
+    assert "pipeline 'p': transform.0.filter: 'a >' is not a valid expression: invalid syntax" in message
+    assert "pipeline 'p': transform.1.derive: c: '1 +' is not a valid expression: invalid syntax" in message
+
+
+def test_templated_path_placeholders_are_checked():
+    assert "source.csv.path: bad placeholder ('month')" in errors_of(MINIMAL.replace("/data/x.csv", "'/data/{month}.csv'"))
+    ok = MINIMAL.replace("/data/x.csv", "'/data/{interval_start:%Y-%m}.csv'")
+    assert parse_config(ok, env={}).pipeline("p").source.path == "/data/{interval_start:%Y-%m}.csv"
+
+
+def test_python_steps_that_cannot_load_are_found_before_any_run(tmp_path, monkeypatch):
+    (tmp_path / "broken_steps.py").write_text("import nothing_here\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    steps = ["no_such_module:f", "etl_test_steps:no_such_function", "broken_steps:f", "etl_test_steps:double"]
+    text = MINIMAL + "    transform:\n" + "".join(f"      - python: '{s}'\n" for s in steps)
+    problems = check_user_code(parse_config(text, env={}))
+    assert problems == [
+        "pipeline 'p': transform.0.python: cannot load no_such_module:f: "
+        "cannot import no_such_module: ModuleNotFoundError: No module named 'no_such_module'",
+        "pipeline 'p': transform.1.python: cannot load etl_test_steps:no_such_function: "
+        "module etl_test_steps has no function no_such_function",
+        "pipeline 'p': transform.2.python: cannot load broken_steps:f: "
+        "cannot import broken_steps: ModuleNotFoundError: No module named 'nothing_here'",
+    ]
