@@ -19,7 +19,7 @@ import io
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -104,6 +104,22 @@ class _BackgroundWriter:
 class LoadPlan:
     table: sa.Table  # the table rows are written into (target, staging or new)
     types: dict[str, c.ColumnType]  # the columns data may carry, with their types
+    data_columns: list[str]  # the columns the data carries (fixed by its first chunk)
+    required: list[str] = field(default_factory=list)  # the columns data must carry (no default in the table)
+
+
+def required_columns(table: sa.Table) -> list[str]:
+    """Columns of an existing table that the data must fill: the rest have a
+    default, are generated, or are kubetl's own (`_etl_*`)."""
+    return [
+        col.name
+        for col in table.columns
+        if not col.name.startswith("_etl_")
+        and col.server_default is None
+        and col.computed is None
+        and col.identity is None
+        and col is not table.autoincrement_column
+    ]
 
 
 class Loader:
@@ -181,6 +197,12 @@ class Loader:
                 f"column(s) {extra} are not in table {self.target_name} (it has {sorted(self.plan.types)}); "
                 "drop them with a `drop` step or add them to the table"
             )
+        missing = [col for col in self.plan.required if col not in frame.columns]
+        if missing:
+            raise InputError(
+                f"table {self.target_name} has column(s) {missing} that the data lacks (they would load as NULL); "
+                "add them to the data (e.g. a derive step) or give them a default in the table"
+            )
         reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
         typed = {}
         for column in frame.columns:
@@ -216,27 +238,28 @@ class Loader:
         mode = self.spec.mode
         if mode == "replace":
             new = self._create(self._new_name(), data_types, temporary=False)
-            return LoadPlan(new, data_types)
+            return LoadPlan(new, data_types, list(data_types))
         if existing is None:
             existing = self._create(self.spec.table, data_types, temporary=False, keys=self.spec.keys)
         types = {col.name: column_type_of(col.type) for col in existing.columns if col.name != BATCH_COLUMN}
+        required = required_columns(existing)
         if mode == "append":
             if BATCH_COLUMN not in existing.columns:
                 self._add_batch_column(existing)
                 existing = self._reflect(self.spec.table)
                 assert existing is not None
             self.conn.execute(existing.delete().where(existing.c[BATCH_COLUMN] == self.batch_key))
-            return LoadPlan(existing, types)
+            return LoadPlan(existing, types, list(data_types), required)
         if mode == "overwrite_interval":
             column = existing.c.get(self.spec.interval_column or "")
             if column is None:
                 raise InputError(f"interval_column {self.spec.interval_column!r} is not in table {self.target_name}")
             assert self.interval is not None
             self.conn.execute(existing.delete().where(column >= self.interval.start, column < self.interval.end))
-            return LoadPlan(existing, types)
+            return LoadPlan(existing, types, list(data_types), required)
         # upsert: rows go to a staging table first, merged in finish()
         staging = self._create(f"{self.spec.table}__etl_stage"[:63], types, temporary=True, sequence=True)
-        return LoadPlan(staging, types)
+        return LoadPlan(staging, types, list(data_types), required)
 
     def finish(self) -> int:
         """Merge or swap as the mode needs; return the number of rows now loaded by this run."""
@@ -255,7 +278,7 @@ class Loader:
         target = self._reflect(self.spec.table)
         assert target is not None
         keys = self.spec.keys
-        columns = [col for col in self.plan.types if col in staging.c]
+        columns = [col for col in self.plan.data_columns if col in staging.c]  # the rest keep their defaults
         # The last staged row of each key wins.
         latest = sa.select(sa.func.max(staging.c[SEQ_COLUMN])).group_by(*[staging.c[k] for k in keys])
         winners = sa.select(*[staging.c[col] for col in columns]).where(staging.c[SEQ_COLUMN].in_(latest))

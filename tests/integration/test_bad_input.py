@@ -80,6 +80,8 @@ def make_case(name: str, tmp: Path) -> tuple[str, str]:
         path.write_text(GOOD + "11,2024-01-11T00:00:00Z,-1,negative\n")
     elif name == "varchar_limit":
         path.write_text(GOOD + "12,2024-01-12T00:00:00Z,1,far too long\n")
+    elif name == "column_missing_from_data":  # the user added a column to the table; the file lacks it
+        path.write_text(GOOD)
     elif name == "failing_python_step":
         path.write_text(GOOD)
         return config(str(path), "    transform:\n      - python: etl_test_steps:explode\n"), str(path)
@@ -93,6 +95,7 @@ TABLE_CHANGES = {
     "primary_key_clash": "alter table facts add primary key (id)",
     "check_constraint": "alter table facts add constraint amount_positive check (amount > 0)",
     "varchar_limit": "alter table facts alter column note type varchar(6)",
+    "column_missing_from_data": "alter table facts add column region text",
 }
 
 
@@ -118,6 +121,7 @@ CASES = {
                              'duplicate key value violates unique constraint "facts_pkey": Key (id)=(1) already exists.'),
     "check_constraint": (1, 'refused rows for table facts: new row for relation "facts" violates check constraint "amount_positive"'),
     "varchar_limit": (1, "refused rows for table facts: value too long for type character varying(6)"),
+    "column_missing_from_data": (2, "table facts has column(s) ['region'] that the data lacks (they would load as NULL)"),
     "failing_python_step": (1, "pipeline 'facts': transform[0] python etl_test_steps:explode raised ValueError: cannot handle 10 rows"),
     "nul_byte": (1, "Most common reasons: 'note: text holds a NUL character, which a database text column cannot store' (1x)"),
 }

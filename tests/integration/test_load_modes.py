@@ -166,3 +166,15 @@ def test_an_unexpected_error_is_still_a_recorded_failed_run(db_url, tmp_path, mo
     engine = sa.create_engine(db_url)
     assert not sa.inspect(engine).has_table("facts")  # nothing committed
     engine.dispose()
+
+
+@pytest.mark.parametrize("load", ["{table: facts}", "{table: facts, mode: upsert, keys: [id]}"])
+def test_table_columns_the_data_lacks_must_have_a_default(db_url, tmp_path, load):
+    execute(db_url, "create table facts (id bigint, ts text, amount float, note text, source text default 'csv')")
+    run_pipeline(pipeline(tmp_path, load, CSV), db_url, JAN)
+    assert query(db_url, "select source, count(*) from facts group by source") == [("csv", 3)]
+
+    execute(db_url, "alter table facts add column region text")
+    with pytest.raises(InputError, match=r"pipeline 'p': table facts has column\(s\) \['region'\] that the data lacks"):
+        run_pipeline(pipeline(tmp_path, load, CSV.replace("1.5", "9")), db_url, JAN)
+    assert query(db_url, "select count(*), sum(amount) from facts") == [(3, 7.5)]
