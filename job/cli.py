@@ -37,7 +37,7 @@ class Output(str, Enum):
 
 ConfigOption = Annotated[
     Optional[Path],
-    typer.Option("--config", "-c", help="Pipelines YAML. Default: $KUBETL_CONFIG, $KUBETL_CONFIG_YAML, ./pipelines.yaml"),
+    typer.Option("--config", "-c", help="Pipelines YAML. Default: $KUBETL_CONFIG_YAML (the text), else $KUBETL_CONFIG (a path), else ./pipelines.yaml"),
 ]
 OutputOption = Annotated[Output, typer.Option("--output", "-o", help="table or json")]
 

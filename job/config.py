@@ -428,9 +428,12 @@ _RULE_KEYS = [next(iter(m.model_fields)) for m in _RULE_MODELS]
 
 
 def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
-    """Read config from PATH, else $KUBETL_CONFIG (a path), else $KUBETL_CONFIG_YAML (the text)."""
+    """Read config from PATH (`-c`), else $KUBETL_CONFIG_YAML (the text), else
+    $KUBETL_CONFIG (a path), else ./pipelines.yaml. The text outranks the path
+    because an image sets KUBETL_CONFIG to its bundled example, and
+    `docker run -e KUBETL_CONFIG_YAML=...` must still mean the given text."""
     env = os.environ if env is None else env
-    if path is None and env.get("KUBETL_CONFIG_YAML") and not env.get("KUBETL_CONFIG"):
+    if path is None and env.get("KUBETL_CONFIG_YAML"):
         return parse_config(env["KUBETL_CONFIG_YAML"], "$KUBETL_CONFIG_YAML", env)
     path = Path(path or env.get("KUBETL_CONFIG") or "pipelines.yaml")
     try:

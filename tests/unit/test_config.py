@@ -99,6 +99,21 @@ def test_config_from_environment_text():
     assert list(config.pipelines) == ["p"]
 
 
+def test_config_sources_in_order_of_precedence(tmp_path):
+    """-c, then KUBETL_CONFIG_YAML, then KUBETL_CONFIG: the image sets KUBETL_CONFIG
+    to its example, and `docker run -e KUBETL_CONFIG_YAML=...` must win over it."""
+    def config_naming(name: str) -> str:
+        return MINIMAL.replace("  p:", f"  {name}:")
+
+    flag, image_default = tmp_path / "flag.yaml", tmp_path / "image.yaml"
+    flag.write_text(config_naming("from-flag"))
+    image_default.write_text(config_naming("from-path"))
+    both = {"KUBETL_CONFIG": str(image_default), "KUBETL_CONFIG_YAML": config_naming("from-text")}
+    assert list(load_config(flag, env=both).pipelines) == ["from-flag"]
+    assert list(load_config(env=both).pipelines) == ["from-text"]
+    assert list(load_config(env={"KUBETL_CONFIG": str(image_default), "KUBETL_CONFIG_YAML": ""}).pipelines) == ["from-path"]
+
+
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml", env={})
