@@ -265,6 +265,13 @@ class Load(Strict):
     keys: list[str] = Field(default_factory=list)
     interval_column: str | None = None
 
+    @field_validator("table", "schema_")
+    @classmethod
+    def _fits_postgres(cls, name: str | None) -> str | None:
+        if name is not None and len(name.encode()) > 63:
+            raise ValueError("must be at most 63 bytes in UTF-8 (PostgreSQL would silently cut a longer name)")
+        return name
+
     @model_validator(mode="after")
     def _mode_needs(self) -> "Load":
         if self.mode == "upsert" and not self.keys:

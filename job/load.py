@@ -108,6 +108,14 @@ class LoadPlan:
     required: list[str] = field(default_factory=list)  # the columns data must carry (no default in the table)
 
 
+def work_table_name(table: str, role: str) -> str:
+    """The name of a run's own table beside TABLE ("stage" or "new"): within
+    PostgreSQL's 63-byte names, and never TABLE itself (a staging table of the
+    target's name would hide it; a new table of its name would replace it)."""
+    name = f"{table.encode()[:48].decode(errors='ignore')}__etl_{role}"
+    return name if name != table else name + "_"
+
+
 def required_columns(table: sa.Table) -> list[str]:
     """Columns of an existing table that the data must fill: the rest have a
     default, are generated, or are kubetl's own (`_etl_*`)."""
@@ -237,7 +245,7 @@ class Loader:
         data_types = {col: infer_type(frame[col], from_values=False) for col in frame.columns}
         mode = self.spec.mode
         if mode == "replace":
-            new = self._create(self._new_name(), data_types, temporary=False)
+            new = self._create(work_table_name(self.spec.table, "new"), data_types, temporary=False)
             return LoadPlan(new, data_types, list(data_types))
         if existing is None:
             existing = self._create(self.spec.table, data_types, temporary=False, keys=self.spec.keys)
@@ -258,7 +266,7 @@ class Loader:
             self.conn.execute(existing.delete().where(column >= self.interval.start, column < self.interval.end))
             return LoadPlan(existing, types, list(data_types), required)
         # upsert: rows go to a staging table first, merged in finish()
-        staging = self._create(f"{self.spec.table}__etl_stage"[:63], types, temporary=True, sequence=True)
+        staging = self._create(work_table_name(self.spec.table, "stage"), types, temporary=True, sequence=True)
         return LoadPlan(staging, types, list(data_types), required)
 
     def finish(self) -> int:
@@ -300,9 +308,6 @@ class Loader:
         self.conn.execute(sa.text(f"ALTER TABLE {new_name} RENAME TO {prep.quote(self.spec.table)}"))
 
     # --- helpers -----------------------------------------------------------------------
-
-    def _new_name(self) -> str:
-        return f"{self.spec.table[:50]}__etl_new"
 
     def _reflect(self, name: str) -> sa.Table | None:
         if not sa.inspect(self.conn).has_table(name, schema=self.spec.schema_):

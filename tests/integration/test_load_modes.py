@@ -178,3 +178,20 @@ def test_table_columns_the_data_lacks_must_have_a_default(db_url, tmp_path, load
     with pytest.raises(InputError, match=r"pipeline 'p': table facts has column\(s\) \['region'\] that the data lacks"):
         run_pipeline(pipeline(tmp_path, load, CSV.replace("1.5", "9")), db_url, JAN)
     assert query(db_url, "select count(*), sum(amount) from facts") == [(3, 7.5)]
+
+
+@pytest.mark.parametrize(
+    "mode, table",
+    [
+        ("upsert", "u" * 63),  # the longest name: a truncated staging name was the target's own
+        ("upsert", "u" * 48 + "__etl_stage"),  # a name shaped like its own staging table's
+        ("replace", "r" * 50 + "__etl_new"),
+        ("replace", "r" * 48 + "__etl_new"),  # a name shaped like its own new table's
+    ],
+)
+def test_a_runs_work_tables_never_take_the_targets_name(db_url, tmp_path, mode, table):
+    load = f"{{table: {table}, mode: {mode}, keys: [id]}}" if mode == "upsert" else f"{{table: {table}, mode: {mode}}}"
+    run_pipeline(pipeline(tmp_path, load, CSV), db_url, None)
+    result = run_pipeline(pipeline(tmp_path, load, CSV.replace("1.5", "9")), db_url, None)
+    assert result.rows_loaded == 3
+    assert query(db_url, f"select id, amount from {table} order by id") == [(1, 9.0), (2, 2.5), (3, 3.5)]

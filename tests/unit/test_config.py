@@ -146,3 +146,8 @@ def test_python_steps_that_cannot_load_are_found_before_any_run(tmp_path, monkey
         "pipeline 'p': transform.2.python: cannot load broken_steps:f: "
         "cannot import broken_steps: ModuleNotFoundError: No module named 'nothing_here'",
     ]
+
+
+def test_table_names_must_fit_postgres_in_bytes():
+    assert "load.table: must be at most 63 bytes" in errors_of(MINIMAL.replace("{table: t}", "{table: " + "é" * 32 + "}"))
+    assert parse_config(MINIMAL.replace("{table: t}", "{table: " + "é" * 31 + "}"), env={}).pipeline("p").load.table == "é" * 31
