@@ -233,9 +233,9 @@ class Steps:
                 out[new_col] = merged[ref_col].values
             if spec.on_missing == "null":
                 return StepResult(out)
-            described = " and ".join(f"{k}=" for k in spec.match)
+            described = [f"{column}=" + keys[column].fillna("null") for column in spec.match]  # per row: k1=v1 and k2=v2
             reasons = pd.Series(pd.NA, index=out.index, dtype="string")
-            reasons = add_reason(reasons, ~found, f"lookup: no match for {described}" + left[next(iter(spec.match))].astype("string").fillna("null"))
+            reasons = add_reason(reasons, ~found, "lookup: no match for " + _joined(described, " and "))
             kept, rejects = reject_rows(out, reasons)
             return StepResult(kept, rejects)
 
@@ -271,6 +271,13 @@ class Steps:
             return StepResult(out)
 
         return run
+
+
+def _joined(parts: list[pd.Series], separator: str) -> pd.Series:
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + separator + part
+    return joined
 
 
 def load_function(target: str) -> Callable[[pd.DataFrame], Any]:

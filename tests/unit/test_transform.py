@@ -82,6 +82,15 @@ def test_lookup_adds_columns_and_rejects_missing_keys(tmp_path):
     assert len(out.rejects) == 1 and "no match for carrier=ZZ" in out.rejects[0].reason
 
 
+def test_lookup_on_two_keys_names_each_keys_value_in_the_reason(tmp_path):
+    ref = tmp_path / "ref.csv"
+    ref.write_text("origin,dest,miles\nJFK,LAX,2475\n")
+    steps = steps_of(f"      - lookup: {{path: {ref}, match: {{o: origin, d: dest}}, columns: {{miles: distance}}}}\n")
+    out = steps.apply(pd.DataFrame({"o": ["JFK", "JFK", None], "d": ["LAX", "SFO", "LAX"]}))
+    assert out.frame["distance"].tolist() == ["2475"]
+    assert [r.reason for r in out.rejects] == ["lookup: no match for o=JFK and d=SFO", "lookup: no match for o=null and d=LAX"]
+
+
 def test_within_interval_keeps_only_the_runs_rows():
     span = Interval(datetime(2013, 1, 1, tzinfo=timezone.utc), datetime(2013, 2, 1, tzinfo=timezone.utc))
     steps = steps_of("      - within_interval: ts\n", span)
