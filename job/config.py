@@ -254,6 +254,12 @@ class RejectBudget(Strict):
     count: int | None = Field(None, ge=0)
     ratio: float | None = Field(None, ge=0, le=1)
 
+    @model_validator(mode="after")
+    def _some_limit(self) -> "RejectBudget":
+        if self.count is None and self.ratio is None:  # `{}` would otherwise allow any number of rejects
+            raise ValueError("needs `count`, `ratio` or both (ratio: 1 allows any number of rejects)")
+        return self
+
 
 # --- load ---------------------------------------------------------------------
 

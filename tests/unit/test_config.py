@@ -151,3 +151,8 @@ def test_python_steps_that_cannot_load_are_found_before_any_run(tmp_path, monkey
 def test_table_names_must_fit_postgres_in_bytes():
     assert "load.table: must be at most 63 bytes" in errors_of(MINIMAL.replace("{table: t}", "{table: " + "é" * 32 + "}"))
     assert parse_config(MINIMAL.replace("{table: t}", "{table: " + "é" * 31 + "}"), env={}).pipeline("p").load.table == "é" * 31
+
+
+def test_an_empty_reject_budget_is_an_error_not_an_unlimited_one():
+    assert "pipeline 'p': reject_budget: needs `count`, `ratio` or both" in errors_of(MINIMAL + "    reject_budget: {}\n")
+    assert parse_config(MINIMAL + "    reject_budget: {count: 5}\n", env={}).pipeline("p").reject_budget.count == 5
