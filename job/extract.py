@@ -314,8 +314,10 @@ def _read_jsonl(source: FileSource, location: str) -> Iterator[Chunk]:
 
 def _read_parquet(source: FileSource, location: str) -> Iterator[Chunk]:
     try:
-        with open_input(location) as stream:
-            seekable = stream if stream.seekable() else _spool(stream).__enter__()
+        with ExitStack() as stack:
+            stream = stack.enter_context(open_input(location))
+            # Parquet reads its footer first: a URL's stream goes to a temporary file, closed with the stack.
+            seekable = stream if stream.seekable() else stack.enter_context(_spool(stream))
             parquet = pq.ParquetFile(seekable)
             for batch in parquet.iter_batches(batch_size=source.chunk_rows):
                 frame = batch.to_pandas()

@@ -109,6 +109,13 @@ def test_http_url_with_compression(pg_url, http_dir):
     assert run(pg_url, f"{{format: csv, path: '{base}/cities.zip'}}", load="{table: z}").rows_loaded == 3
 
 
+def test_parquet_over_http(pg_url, http_dir):
+    directory, base = http_dir  # a URL's stream cannot seek, so it goes through a temporary file
+    pd.DataFrame({"id": [1, 2, 3], "city": ["Oslo", "Lima", "Pune"]}).to_parquet(directory / "cities.parquet")
+    assert run(pg_url, f"{{format: parquet, path: '{base}/cities.parquet', chunk_rows: 2}}").rows_loaded == 3
+    assert query(pg_url, "select id, city from t order by id") == [(1, "Oslo"), (2, "Lima"), (3, "Pune")]
+
+
 def test_http_404_is_bad_input(pg_url, http_dir):
     from job.errors import InputError
 
