@@ -118,7 +118,9 @@ def _arrow_cast(series: pd.Series, target: pa.DataType) -> pd.Series | None:
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None
     mapper = {pa.int64(): pd.Int64Dtype()}.get
-    return pd.Series(typed.to_pandas(types_mapper=mapper), index=series.index)
+    out = typed.to_pandas(types_mapper=mapper)
+    out.index = series.index  # positionally: pd.Series(out, index=...) would align on labels instead
+    return out
 
 
 def _to_bool(series: pd.Series) -> pd.Series:

@@ -71,6 +71,14 @@ def test_json_lines(pg_url, tmp_path):
     assert query(pg_url, "select id, ok, score from t order by id") == [(1, True, 1.5), (2, False, None)]
 
 
+def test_jsonl_in_several_chunks_with_declared_types(pg_url, tmp_path):
+    path = tmp_path / "events.jsonl"  # numbers as strings: typed by dtypes, chunk by chunk
+    path.write_text("".join(f'{{"id": "{i}", "score": "{i}.5"}}\n' for i in range(5)))
+    result = run(pg_url, f"{{format: jsonl, path: '{path}', chunk_rows: 2, dtypes: {{id: int, score: float}}}}")
+    assert (result.rows_loaded, result.rows_rejected) == (5, 0)
+    assert query(pg_url, "select sum(id), sum(score) from t") == [(10, 12.5)]
+
+
 def test_parquet(pg_url, tmp_path):
     path = tmp_path / "data.parquet"
     frame = pd.DataFrame({"id": [1, 2], "when": pd.to_datetime(["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z"])})

@@ -33,6 +33,13 @@ def test_cast_reports_exactly_the_values_that_fail():
     assert typed.iloc[1] == 2 and pd.isna(typed.iloc[3])
 
 
+@pytest.mark.parametrize("kind", ["int", "float"])
+def test_cast_keeps_the_index_of_a_later_chunk(kind):
+    """Chunks after the first (JSON lines, or any frame after a filter) do not start at index 0."""
+    typed, failed = cast(pd.Series(["2", "3"], index=[2, 7], dtype="string"), kind)
+    assert typed.index.tolist() == [2, 7] and typed.tolist() == [2, 3] and not failed.any()
+
+
 @pytest.mark.parametrize(
     "values, kind",
     [(["1", "2"], "int"), (["1.5", "2"], "float"), (["true", "no"], "bool"), (["2013-01-01"], "date"),
