@@ -3,12 +3,11 @@ Docker and starts dockerd when needed) and the kubetl image on them."""
 from __future__ import annotations
 
 import os
-import time
 import uuid
 
 import pytest
 
-from docker_support import ROOT, build, sh
+from docker_support import ROOT, build, sh, start_postgres
 
 
 @pytest.fixture(scope="session")
@@ -39,17 +38,7 @@ def network():
 def postgres(network):
     """kubetl.local/postgres:15 on the test's network, ready for connections."""
     name, containers = network
-    server = f"pg-{uuid.uuid4().hex[:8]}"
-    sh("docker", "run", "-d", "--name", server, "--network", name, "-e", "POSTGRES_USER=kubetl",
-       "-e", "POSTGRES_PASSWORD=pw", "-e", "POSTGRES_DB=kubetl", "kubetl.local/postgres:15")
-    containers.append(server)
-    for _ in range(120):
-        if sh("docker", "exec", server, "pg_isready", "-h", "127.0.0.1", "-U", "kubetl", "-d", "kubetl", check=False).returncode == 0:
-            break
-        time.sleep(0.5)
-    else:
-        raise AssertionError(sh("docker", "logs", server, check=False).stderr)
-    env = {"PGHOST": server, "PGUSER": "kubetl", "PGPASSWORD": "pw", "PGDATABASE": "kubetl"}
+    server, env = start_postgres(name, containers)
     return name, server, env
 
 

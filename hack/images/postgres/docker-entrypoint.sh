@@ -2,8 +2,13 @@
 # The official postgres image's start-up contract, in brief: on an empty PGDATA
 # run initdb with POSTGRES_USER and POSTGRES_PASSWORD, create POSTGRES_DB, then
 # run postgres listening on every address with password authentication.
+# Arguments after `postgres` (or a bare `-c name=value ...`) go to the server, as
+# in the official image: `docker run IMAGE postgres -c max_connections=200`.
 set -eu
-if [ "${1:-postgres}" != "postgres" ]; then exec "$@"; fi
+case "${1:-}" in -*) set -- postgres "$@" ;; esac
+if [ $# -eq 0 ]; then set -- postgres; fi
+if [ "$1" != "postgres" ]; then exec "$@"; fi
+shift
 
 : "${POSTGRES_USER:=postgres}"
 : "${POSTGRES_DB:=$POSTGRES_USER}"
@@ -27,4 +32,5 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
   echo "initialised $PGDATA for user $POSTGRES_USER, database $POSTGRES_DB" >&2
 fi
-exec postgres -D "$PGDATA" -c listen_addresses='*' -k /var/run/postgresql
+# The caller's options come last, so they override these defaults.
+exec postgres -D "$PGDATA" -c listen_addresses='*' -k /var/run/postgresql "$@"
