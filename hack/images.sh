@@ -6,12 +6,17 @@
 #   kubetl.local/python:3.13   Debian trixie's python3    (the "other Python" base)
 #   kubetl.local/postgres:15   bookworm's postgresql-15 with the official postgres
 #                              image's contract (POSTGRES_USER/PASSWORD/DB, PGDATA)
+#   kubetl.local/pgadmin4:9    pgAdmin from the pgadmin4 PyPI package on the 3.11 base,
+#                              with dpage/pgadmin4's contract (only on request: ~1 GB)
 #
 # The python bases carry this host's CA bundle and PIP_CERT, so pip inside a
-# build reaches PyPI through this network. Installs docker.io and starts dockerd
-# if no daemon answers. Idempotent; root filesystems are cached as tarballs in
-# ~/.cache/kubetl/images, so a lost docker store rebuilds in seconds.
-# Usage: hack/images.sh [python-3.11|python-3.13|postgres ...]   (default: all)
+# build reaches PyPI through this network. Installs docker.io, docker-compose
+# (Debian bookworm packages Compose v1 only; the compose file works with v1 and
+# the v2 plugin alike) and debootstrap, and starts dockerd if no daemon answers.
+# Idempotent; root filesystems are cached as tarballs in ~/.cache/kubetl/images,
+# so a lost docker store rebuilds in seconds.
+# Usage: hack/images.sh [python-3.11|python-3.13|postgres|pgadmin ...]
+#        (default: python-3.11 python-3.13 postgres)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,6 +76,13 @@ postgres_image() {
   docker build -q -t kubetl.local/postgres:15 hack/images/postgres >/dev/null
 }
 
+pgadmin_image() {
+  python_base 3.11 bookworm
+  # Always rebuilt too; the pip install layer stays cached (a few minutes the first time).
+  log "building kubetl.local/pgadmin4:9"
+  docker build -q -t kubetl.local/pgadmin4:9 hack/images/pgadmin >/dev/null
+}
+
 ensure_docker
 targets=("$@")
 [[ ${#targets[@]} -eq 0 ]] && targets=(python-3.11 python-3.13 postgres)
@@ -79,7 +91,8 @@ for target in "${targets[@]}"; do
     python-3.11) python_base 3.11 bookworm ;;
     python-3.13) python_base 3.13 trixie ;;
     postgres) postgres_image ;;
-    *) log "unknown target $target (python-3.11, python-3.13, postgres)"; exit 2 ;;
+    pgadmin) pgadmin_image ;;
+    *) log "unknown target $target (python-3.11, python-3.13, postgres, pgadmin)"; exit 2 ;;
   esac
 done
 log "ready: $(docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' 'kubetl.local/*' | tr '\n' ' ')"

@@ -1,16 +1,22 @@
 """The compose stack, with the local images: the ETL service builds on the local base and
-loads the flights once PostgreSQL is healthy."""
+loads the flights once PostgreSQL is healthy; pgAdmin comes up wired to the database."""
 from __future__ import annotations
 
+import http.cookiejar
 import json
+import re
 import time
+import urllib.parse
+import urllib.request
 import uuid
 
 import pytest
 
 from docker_support import POSTGRES_IMAGE, ROOT, psql, sh
+from pg import free_port
 
 pytestmark = pytest.mark.docker
+PGADMIN_IMAGE = "kubetl.local/pgadmin4:9"
 
 
 def compose_command() -> list[str]:
@@ -50,3 +56,57 @@ def test_stack_builds_on_the_local_base_and_runs_the_pipeline_once_postgres_is_h
         sh(*compose, "down", "-v", env=env, check=False)
         sh("docker", "rmi", tag, check=False)
 
+
+@pytest.fixture(scope="session")
+def pgadmin_image(base_images) -> str:
+    sh(str(ROOT / "hack" / "images.sh"), "pgadmin")
+    return PGADMIN_IMAGE
+
+
+def test_pgadmin_profile_serves_pgadmin_with_the_database_registered_and_reachable(pgadmin_image):
+    project = f"kubetltest{uuid.uuid4().hex[:6]}"
+    port = free_port()
+    env = {"PGADMIN_IMAGE": pgadmin_image, "POSTGRES_IMAGE": POSTGRES_IMAGE, "PGADMIN_PORT": str(port),
+           "PGADMIN_PASSWORD": "admin-pw", "POSTGRES_PASSWORD": "db-pw", "COMPOSE_PROJECT_NAME": project,
+           "PATH": "/usr/local/bin:/usr/bin:/bin", "DOCKER_CLI_HINTS": "false"}
+    compose = (*compose_command(), "-f", str(ROOT / "docker-compose.yaml"), "--profile", "pgadmin")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        sh(*compose, "up", "-d", "pgadmin", env=env)
+        for _ in range(240):
+            try:
+                if urllib.request.urlopen(f"{base}/misc/ping", timeout=5).read() == b"PING":
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise AssertionError(sh(*compose, "logs", "pgadmin", env=env, check=False).stdout[-3000:])
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        with browser.open(f"{base}/login", timeout=30) as response:
+            csrf = re.search(r'"csrfToken": "([^"]+)"', response.read().decode()).group(1)
+
+        def call(path: str, body: dict | None = None, form: bool = False) -> tuple[str, str]:
+            """PATH as pgAdmin's own UI calls it (the CSRF header on every request): (final URL, body)."""
+            headers, data = {"X-pgA-CSRFToken": csrf}, None
+            if body is not None:
+                data = urllib.parse.urlencode(body).encode() if form else json.dumps(body).encode()
+                headers["Content-Type"] = "application/x-www-form-urlencoded" if form else "application/json"
+            with browser.open(urllib.request.Request(base + path, data=data, headers=headers), timeout=30) as response:
+                return response.geturl(), response.read().decode()
+
+        # The compose file's login: the default e-mail, PGADMIN_PASSWORD
+        url, _ = call("/authenticate/login", {"email": "admin@example.com", "password": "admin-pw",
+                                              "csrf_token": csrf}, form=True)
+        assert "/login" not in url, "pgAdmin refused the compose file's login"
+        # The server from hack/compose/pgadmin-servers.json, loaded for that login ...
+        groups = json.loads(call("/browser/server_group/nodes/")[1])["data"]
+        servers = json.loads(call(f"/browser/server/nodes/{groups[0]['_id']}/")[1])["result"]
+        assert [s["label"] for s in servers] == ["kubetl (compose)"]
+        # ... which connects, through the compose network, to the compose PostgreSQL.
+        _, connected = call(f"/browser/server/connect/{groups[0]['_id']}/{servers[0]['_id']}",
+                            {"password": "db-pw", "save_password": False})
+        assert json.loads(connected)["data"]["connected"] is True
+        assert json.loads(connected)["data"]["version"] // 10000 == 15  # kubetl.local/postgres:15
+    finally:
+        sh(*compose, "down", "-v", env=env, check=False)
