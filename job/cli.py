@@ -16,7 +16,7 @@ import typer
 
 from job import __version__, ledger
 from job.config import Config, Pipeline, load_config
-from job.db import database_url, make_engine
+from job.db import database_url, describe_error, make_engine
 from job.errors import ConfigError, EtlError
 from job.logs import Log
 from job.schedule import Interval, interval_for_tick, parse_interval, parse_time
@@ -158,17 +158,18 @@ def runs(
     limit: Annotated[int, typer.Option(help="How many recent runs")] = 20,
     output: OutputOption = Output.table,
 ) -> None:
-    """Show recent runs from the ledger (creating the ledger tables if missing)."""
+    """Show recent runs from the ledger."""
     import sqlalchemy as sa
 
     url, _ = database_url()
-    engine = make_engine(url)
+    engine = make_engine(url, read_only=True)
     try:
-        ledger.ensure(engine)
         with engine.connect() as conn:
-            rows = ledger.recent(conn, pipeline, limit)
+            rows = ledger.recent(conn, pipeline, limit) if ledger.exists(conn) else []
     except sa.exc.OperationalError as exc:
-        fail(f"cannot reach the database: {str(exc.orig).strip().splitlines()[0]}", 1)
+        fail(f"cannot reach the database: {describe_error(exc)}", 1)
+    except sa.exc.SQLAlchemyError as exc:
+        fail(f"cannot read the ledger: {describe_error(exc)}", 1)
     finally:
         engine.dispose()
     columns = ["id", "pipeline", "interval_start", "interval_end", "trigger", "status", "rows_read", "rows_loaded", "rows_rejected", "started_at", "finished_at", "error"]
@@ -185,10 +186,11 @@ def rejects(
     import sqlalchemy as sa
 
     url, _ = database_url()
-    engine = make_engine(url)
+    engine = make_engine(url, read_only=True)
     try:
-        ledger.ensure(engine)
         with engine.connect() as conn:
+            if not ledger.exists(conn):
+                fail("no runs in the ledger yet (the database has no etl_runs table)", 1)
             if run_id is None:
                 latest = ledger.recent(conn, pipeline, limit=1)
                 if not latest:
@@ -196,7 +198,9 @@ def rejects(
                 run_id = latest[0]["id"]
             rows = ledger.reject_reasons(conn, run_id)
     except sa.exc.OperationalError as exc:
-        fail(f"cannot reach the database: {str(exc.orig).strip().splitlines()[0]}", 1)
+        fail(f"cannot reach the database: {describe_error(exc)}", 1)
+    except sa.exc.SQLAlchemyError as exc:
+        fail(f"cannot read the ledger: {describe_error(exc)}", 1)
     finally:
         engine.dispose()
     _print(rows, output)

@@ -25,28 +25,42 @@ def database_url(env: dict[str, str] | None = None) -> tuple[str, str]:
     return EMBEDDED_DEFAULT, "embedded default (set DATABASE_URL or PGHOST for PostgreSQL)"
 
 
-def make_engine(url: str, lock_timeout_s: float = 0) -> sa.Engine:
+# How long a read (`etl-job runs`) waits for SQLite while a run commits.
+READ_TIMEOUT_S = 30
+
+
+def make_engine(url: str, lock_timeout_s: float = 0, read_only: bool = False) -> sa.Engine:
+    """An engine for runs (writes) or, with READ_ONLY, for commands that only read the ledger."""
     parsed = sa.make_url(url)
     if parsed.drivername == "postgresql":  # SQLAlchemy 2.1 would pick psycopg 3; we ship psycopg2
         parsed = parsed.set(drivername="postgresql+psycopg2")
     engine = sa.create_engine(parsed)
     if engine.dialect.name == "sqlite":
-        _sqlite_write_transactions(engine, lock_timeout_s)
+        if read_only:
+            _sqlite_transactions(engine, READ_TIMEOUT_S, "BEGIN")
+        else:
+            _sqlite_transactions(engine, lock_timeout_s, "BEGIN IMMEDIATE")
     return engine
 
 
-def _sqlite_write_transactions(engine: sa.Engine, lock_timeout_s: float) -> None:
-    """Every transaction takes SQLite's write lock up front (BEGIN IMMEDIATE),
-    so two runs serialise at the start instead of failing half-way."""
+def _sqlite_transactions(engine: sa.Engine, lock_timeout_s: float, begin: str) -> None:
+    """Writers take SQLite's write lock up front (BEGIN IMMEDIATE), so two runs
+    serialise at the start instead of failing half-way; readers (plain BEGIN)
+    take no write lock. Writers put the database in WAL mode, where readers
+    see the last commit even while a big run's transaction is being written
+    (in the default rollback mode they would wait for its commit)."""
+    writer = begin != "BEGIN"
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None
         dbapi_connection.execute(f"PRAGMA busy_timeout = {int(lock_timeout_s * 1000)}")
+        if writer:
+            dbapi_connection.execute("PRAGMA journal_mode = WAL")  # stays set in the database file
 
     @event.listens_for(engine, "begin")
     def _begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(begin)
 
 
 def describe_error(error: BaseException, limit: int = 300) -> str:

@@ -62,6 +62,11 @@ def ensure(engine: sa.Engine) -> None:
         metadata.create_all(conn, checkfirst=True)
 
 
+def exists(conn: sa.Connection) -> bool:
+    """Whether the ledger tables are there (read commands do not create them)."""
+    return sa.inspect(conn).has_table(runs.name)
+
+
 def start(conn: sa.Connection, pipeline: str, interval: Any, trigger: str, target: str, host: str) -> int:
     result = conn.execute(
         runs.insert().values(

@@ -90,3 +90,33 @@ def test_concurrent_runs_that_wait_for_the_lock_leave_one_runs_rows(pg_url, tmp_
         assert proc.returncode == 0, err
     assert query(pg_url, "select count(*) from flights") == [(JAN_LOADED,)]
     assert query(pg_url, "select count(*), sum(rows_loaded) from etl_runs where status = 'succeeded'") == [(2, 2 * JAN_LOADED)]
+
+
+def test_ledger_commands_read_sqlite_while_a_run_writes(tmp_path):
+    """On SQLite a run holds the database's write lock for its whole transaction;
+    `runs` and `rejects` only read, so they must not need that lock, nor wait
+    for the commit of a transaction too big for SQLite's page cache."""
+    data = tmp_path / "data.jsonl"  # JSON lines: read in chunks of exactly chunk_rows; 6 MB in all
+    data.write_text("".join(json.dumps({"id": str(i), "v": "v" * 300_000}) + "\n" for i in range(20)) + '{"id": "x", "v": ""}\n')
+    config = tmp_path / "slow.yaml"
+    config.write_text(f"""
+pipelines:
+  slow:
+    source: {{format: jsonl, path: {data}, chunk_rows: 2, dtypes: {{id: int}}}}
+    transform: [{{python: "etl_test_steps:slow"}}]
+    reject_budget: {{count: 1}}
+    load: {{table: slow}}
+""")
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    run = start(url, tmp_path, "slow", config=config)
+    wait_for_event(run, "run.progress")
+    env = {**os.environ, "DATABASE_URL": url}
+    listed = subprocess.run([ETL_JOB, "runs", "-o", "json"], env=env, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert [(r["pipeline"], r["status"]) for r in json.loads(listed.stdout)] == [("slow", "running")]
+    reasons = subprocess.run([ETL_JOB, "rejects", "slow", "-o", "json"], env=env, capture_output=True, text=True, timeout=60)
+    assert reasons.returncode == 0, reasons.stderr
+    assert run.poll() is None, "the run ended before the ledger was read; the test proves nothing"
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    assert query(url, "select reason, count(*) from etl_rejects group by reason") == [("id: cannot read 'x' as int", 1)]
