@@ -10,7 +10,6 @@ import yaml
 from support import CHART, ROOT
 from job.config import parse_config
 
-
 def of_kind(docs: list[dict], kind: str) -> list[dict]:
     return [d for d in docs if d["kind"] == kind]
 
@@ -164,9 +163,9 @@ def test_rbac_is_exactly_what_etlctl_needs(render):
     role = of_kind(render.template(), "Role")[0]
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): set(r["verbs"]) for r in role["rules"]}
     assert rules == {
-        (("batch",), ("jobs",)): {"create", "get", "list", "watch", "delete"},
-        (("batch",), ("cronjobs",)): {"get", "list", "watch", "patch"},
-        (("",), ("pods",)): {"get", "list", "watch"},
+        (("batch",), ("jobs",)): {"create", "get", "list", "delete"},
+        (("batch",), ("cronjobs",)): {"list", "patch"},
+        (("",), ("pods",)): {"list"},
         (("",), ("pods/log",)): {"get"},
     }
 
