@@ -10,6 +10,11 @@ import yaml
 from support import CHART, ROOT
 from job.config import parse_config
 
+DIGEST = "sha256:" + "a" * 64
+OTHER_DIGEST = "sha256:" + "b" * 64
+PIPELINE = {"source": {"format": "csv", "path": "/d/x.csv"}, "load": {"table": "t"}}
+
+
 def of_kind(docs: list[dict], kind: str) -> list[dict]:
     return [d for d in docs if d["kind"] == kind]
 
@@ -28,6 +33,10 @@ def pod_specs(docs: list[dict]) -> list[tuple[str, dict]]:
         elif d["kind"] == "Pod":
             specs.append((d["metadata"]["name"], d["spec"]))
     return specs
+
+
+def container_of(docs: list[dict], cronjob: str) -> dict:
+    return named(docs, "CronJob", cronjob)["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
 
 
 def env_of(container: dict) -> dict:
@@ -100,6 +109,44 @@ def test_per_pipeline_image_and_settings(render, tmp_path):
     assert flights["template"]["spec"]["containers"][0]["image"] == "reg/etl@sha256:" + "a" * 64
     airlines = named(docs, "CronJob", "rel-kubetl-airlines")["spec"]["jobTemplate"]["spec"]
     assert airlines["backoffLimit"] == 5 and env_of(airlines["template"]["spec"]["containers"][0])["A"] == "1"
+
+
+@pytest.mark.parametrize("override, image, pull_policy", [
+    ({}, f"kubetl@{DIGEST}", "IfNotPresent"),
+    ({"pullPolicy": "Always"}, f"kubetl@{DIGEST}", "Always"),
+    # Another tag or repository is another image: the chart-wide digest pins kubetl:<appVersion> only.
+    ({"tag": "0.2.0"}, "kubetl:0.2.0", "IfNotPresent"),
+    ({"repository": "mirror.example/kubetl"}, "mirror.example/kubetl:0.1.0", "IfNotPresent"),
+    ({"repository": "mirror.example/kubetl", "digest": OTHER_DIGEST}, f"mirror.example/kubetl@{OTHER_DIGEST}", "IfNotPresent"),
+    ({"digest": OTHER_DIGEST}, f"kubetl@{OTHER_DIGEST}", "IfNotPresent"),
+], ids=["none", "pull-policy", "tag", "repository", "repository-and-digest", "digest"])
+def test_pipeline_image_override_and_the_chart_wide_digest(render, tmp_path, override, image, pull_policy):
+    values = {"image": {"digest": DIGEST}, "pipelines": {"flights": {"kubernetes": {"image": override}}}}
+    docs = render.template(values, tmp_path)
+    flights = container_of(docs, "rel-kubetl-flights")
+    assert (flights["image"], flights["imagePullPolicy"]) == (image, pull_policy)
+    assert container_of(docs, "rel-kubetl-airlines")["image"] == f"kubetl@{DIGEST}"
+    assert of_kind(docs, "Pod")[0]["spec"]["containers"][0]["image"] == f"kubetl@{DIGEST}"  # the helm test
+
+
+def test_job_defaults_image_tag_applies_to_every_pipeline_without_the_digest(render, tmp_path):
+    docs = render.template({"image": {"digest": DIGEST}, "jobDefaults": {"image": {"tag": "0.2.0"}}}, tmp_path)
+    assert {container_of(docs, n)["image"] for n in ("rel-kubetl-flights", "rel-kubetl-airlines")} == {"kubetl:0.2.0"}
+
+
+@pytest.mark.parametrize("image, expected", [
+    ({"repository": "busybox", "tag": "1.36"}, "busybox:1.36"),
+    ({"repository": "busybox", "digest": OTHER_DIGEST}, f"busybox@{OTHER_DIGEST}"),
+    ({"repository": "busybox", "tag": "1.36", "pullPolicy": "Always"}, "busybox:1.36"),
+])
+def test_container_job_never_inherits_the_kubetl_image(render, tmp_path, image, expected):
+    """Neither kubetl's tag (appVersion), nor its digest, nor its pull policy."""
+    values = {"image": {"tag": "9.9.9", "digest": DIGEST, "pullPolicy": "Never"},
+              "jobDefaults": {"image": {"repository": "reg/kubetl", "tag": "0.2.0"}},
+              "containerJobs": {"vacuum": {"schedule": "0 3 * * *", "image": image}}}
+    container = container_of(render.template(values, tmp_path), "rel-kubetl-vacuum")
+    assert container["image"] == expected
+    assert container.get("imagePullPolicy") == image.get("pullPolicy")  # unset: Kubernetes' default
 
 
 def test_external_database(render, tmp_path):
@@ -183,7 +230,7 @@ def test_network_policy_admits_exactly_the_labelled_clients(render, tmp_path):
 
 
 @pytest.mark.parametrize("values", [None, {"pgadmin": {"enabled": True}},
-                                    {"containerJobs": {"x": {"schedule": "@daily", "image": {"repository": "busybox"}}}}])
+                                    {"containerJobs": {"x": {"schedule": "@daily", "image": {"repository": "busybox", "tag": "1.36"}}}}])
 def test_every_pod_passes_pod_security_restricted(render, tmp_path, values):
     for name, spec in pod_specs(render.template(values, tmp_path)):
         pod_sc = spec.get("securityContext", {})
@@ -215,6 +262,16 @@ BAD_VALUES = [
     ({"pipelines": {"p": {"source": {"format": "csv"}, "load": {"table": "t"}, "kubernetes": {"supend": True}}}},
      "additional properties 'supend' not allowed"),
     ({"image": {"digest": "latest"}}, "at '/image/digest'"),
+    # A container job names its own image in full: no kubetl tag or digest to fall back on.
+    ({"containerJobs": {"x": {"schedule": "@daily", "image": {"repository": "busybox"}}}},
+     "at '/containerJobs/x/image': 'anyOf' failed\n  - at '/containerJobs/x/image': missing property 'tag'\n"
+     "  - at '/containerJobs/x/image': missing property 'digest'"),
+    ({"containerJobs": {"x": {"schedule": "@daily", "image": {"repository": "busybox", "tag": ""}}}},
+     "at '/containerJobs/x/image/tag': minLength: got 0, want 1"),
+    ({"containerJobs": {"x": {"schedule": "@daily", "image": {"tag": "1.36"}}}}, "at '/containerJobs/x/image': missing property 'repository'"),
+    ({"pipelines": {"p": {**PIPELINE, "kubernetes": {"image": {"digest": "sha256:abc"}}}}}, "at '/pipelines/p/kubernetes/image/digest'"),
+    ({"postgresql": {"image": {"digest": "latest"}}}, "at '/postgresql/image/digest'"),
+    ({"pgadmin": {"image": {"repository": "dpage/pgadmin4", "tag": ""}}}, "at '/pgadmin/image/tag': minLength: got 0, want 1"),
 ]
 
 

@@ -35,13 +35,35 @@ app.kubernetes.io/component: {{ .component }}
 kubetl.io/db-client: {{ .Release.Name | quote }}
 {{- end -}}
 
-{{/* repository:tag or repository@digest; call with (dict "image" .image "default" $.Values.image "ctx" $) */}}
-{{- define "kubetl.image" -}}
-{{- $image := mergeOverwrite (deepCopy .default) (.image | default dict) -}}
-{{- if $image.digest -}}
-{{- printf "%s@%s" $image.repository $image.digest -}}
+{{/* An image reference: repository@digest when a digest is set (it names exactly one
+     image, so it wins over the tag), else repository:tag. For images other than
+     kubetl's, which have no default version; call with (dict "image" .image "what" "values.path"). */}}
+{{- define "kubetl.imageRef" -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" .image.repository .image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" $image.repository (toString ($image.tag | default .ctx.Chart.AppVersion)) -}}
+{{- printf "%s:%s" .image.repository (toString (required (printf "%s needs a tag or a digest" .what) .image.tag)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The kubetl image (etl-job): the chart-wide `image`, unless a pipeline's
+     `kubernetes.image` (or jobDefaults.image) overrides it. An override naming
+     another repository or tag is another image: the chart-wide digest, which
+     pins the chart-wide image, does not apply to it.
+     Call with (dict "override" $k.image "ctx" $). */}}
+{{- define "kubetl.etlImage" -}}
+{{- $image := .ctx.Values.image -}}
+{{- $override := .override | default dict -}}
+{{- $repository := $override.repository | default $image.repository -}}
+{{- $tag := toString ($override.tag | default $image.tag | default .ctx.Chart.AppVersion) -}}
+{{- if $override.digest -}}
+{{- printf "%s@%s" $repository $override.digest -}}
+{{- else if or $override.repository $override.tag -}}
+{{- printf "%s:%s" $repository $tag -}}
+{{- else if $image.digest -}}
+{{- printf "%s@%s" $repository $image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository $tag -}}
 {{- end -}}
 {{- end -}}
 
