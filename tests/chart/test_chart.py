@@ -2,13 +2,14 @@
 Security "restricted", RBAC, and manifests/ kept in sync."""
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
 import yaml
 
 from support import CHART, ROOT
-from job.config import parse_config
+from job.config import Pipeline, parse_config
 
 DIGEST = "sha256:" + "a" * 64
 OTHER_DIGEST = "sha256:" + "b" * 64
@@ -262,6 +263,9 @@ BAD_VALUES = [
     ({"pipelines": {"p": {"source": {"format": "csv"}, "load": {"table": "t"}, "kubernetes": {"supend": True}}}},
      "additional properties 'supend' not allowed"),
     ({"image": {"digest": "latest"}}, "at '/image/digest'"),
+    # A typo in a pipeline key would otherwise leave it silently unscheduled (an "ad-hoc" CronJob).
+    ({"pipelines": {"flights": {"schedul": "0 0 1 * *"}}}, "at '/pipelines/flights': additional properties 'schedul' not allowed"),
+    ({"pipelines": {"p": {**PIPELINE, "tranform": []}}}, "at '/pipelines/p': additional properties 'tranform' not allowed"),
     # A container job names its own image in full: no kubetl tag or digest to fall back on.
     ({"containerJobs": {"x": {"schedule": "@daily", "image": {"repository": "busybox"}}}},
      "at '/containerJobs/x/image': 'anyOf' failed\n  - at '/containerJobs/x/image': missing property 'tag'\n"
@@ -269,6 +273,8 @@ BAD_VALUES = [
     ({"containerJobs": {"x": {"schedule": "@daily", "image": {"repository": "busybox", "tag": ""}}}},
      "at '/containerJobs/x/image/tag': minLength: got 0, want 1"),
     ({"containerJobs": {"x": {"schedule": "@daily", "image": {"tag": "1.36"}}}}, "at '/containerJobs/x/image': missing property 'repository'"),
+    ({"containerJobs": {"x": {"schedule": "@daily", "image": {"repository": "busybox", "tag": "1"}, "backofLimit": 1}}},
+     "at '/containerJobs/x': additional properties 'backofLimit' not allowed"),
     ({"pipelines": {"p": {**PIPELINE, "kubernetes": {"image": {"digest": "sha256:abc"}}}}}, "at '/pipelines/p/kubernetes/image/digest'"),
     ({"postgresql": {"image": {"digest": "latest"}}}, "at '/postgresql/image/digest'"),
     ({"pgadmin": {"image": {"repository": "dpage/pgadmin4", "tag": ""}}}, "at '/pgadmin/image/tag': minLength: got 0, want 1"),
@@ -281,6 +287,25 @@ def test_schema_rejects_bad_values_with_a_clear_message(render, tmp_path, values
     assert out.returncode != 0
     assert "values don't meet the specifications of the schema" in out.stderr
     assert message in out.stderr, out.stderr
+
+
+def test_schema_pipeline_keys_are_the_runtime_pipeline_fields():
+    """The chart refuses unknown pipeline keys, so its list must be etl-job's Pipeline model's, plus `kubernetes`."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    pipeline = schema["definitions"]["pipeline"]
+    assert pipeline["additionalProperties"] is False
+    runtime = {field.alias or name for name, field in Pipeline.model_fields.items()}
+    assert set(pipeline["properties"]) == runtime | {"kubernetes"}
+
+
+def test_schema_container_jobs_take_every_job_setting():
+    """containerJob lists jobSettings' keys (a draft-07 schema cannot extend a closed one): keep them in step."""
+    definitions = json.loads((CHART / "values.schema.json").read_text())["definitions"]
+    settings, container = definitions["jobSettings"]["properties"], definitions["containerJob"]["properties"]
+    assert set(container) == set(settings) | {"schedule", "command", "args"}
+    for key in set(settings) - {"image"}:
+        assert container[key] == {"$ref": f"#/definitions/jobSettings/properties/{key}"}
+    assert container["image"] == {"$ref": "#/definitions/versionedImage"}
 
 
 def test_manifests_are_in_sync_with_the_chart(tmp_path):
