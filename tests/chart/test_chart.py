@@ -207,6 +207,36 @@ def test_many_pipelines(render, tmp_path):
     assert len({c["metadata"]["name"] for c in crons}) == 42
 
 
+def test_many_pipelines_with_names_cut_to_the_cronjob_limit(render, tmp_path):
+    """Names that differ early stay distinct when cut to 52 characters."""
+    pipelines = {f"p{i:02d}-hourly-clickstream-sessions-by-country-device": {
+        "source": {"format": "csv", "path": f"/d/{i}.csv"}, "load": {"table": f"t{i}"}} for i in range(30)}
+    assert all(len(name) <= 52 and len(f"rel-kubetl-{name}") > 52 for name in pipelines)
+    crons = [c for c in of_kind(render.template({"pipelines": pipelines}, tmp_path), "CronJob")
+             if c["metadata"]["labels"]["kubetl.io/pipeline"] in pipelines]
+    assert len(crons) == 30
+    assert {c["metadata"]["name"] for c in crons} == {f"rel-kubetl-{name}"[:52] for name in pipelines}
+    for cron in crons:
+        name = cron["metadata"]["labels"]["kubetl.io/pipeline"]
+        assert cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["run", name]
+
+
+LONG = "daily-revenue-by-region-and-product-line"  # 40 characters: rel-kubetl-LONG is 51
+
+
+@pytest.mark.parametrize("values, first, second, cronjob", [
+    ({"pipelines": {f"{LONG}-raw": PIPELINE, f"{LONG}-clean": PIPELINE}},
+     f"pipelines.{LONG}-clean", f"pipelines.{LONG}-raw", f"rel-kubetl-{LONG}"),
+    ({"containerJobs": {"flights": {"schedule": "@daily", "image": {"repository": "busybox", "tag": "1.36"}}}},
+     "pipelines.flights", "containerJobs.flights", "rel-kubetl-flights"),
+], ids=["cut-to-the-same-prefix", "pipeline-and-container-job"])
+def test_two_jobs_on_one_cronjob_name_fail_naming_both(render, tmp_path, values, first, second, cronjob):
+    out = render.run("template", "rel", str(CHART), values=values, tmp=tmp_path)
+    assert out.returncode != 0
+    assert f'{first} and {second} would both be CronJob "{cronjob}"' in out.stderr, out.stderr
+    assert 'CronJob names are "rel-kubetl-<name>" cut to 52 characters' in out.stderr
+
+
 def test_rbac_is_exactly_what_etlctl_needs(render):
     role = of_kind(render.template(), "Role")[0]
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): set(r["verbs"]) for r in role["rules"]}

@@ -67,6 +67,13 @@ kubetl.io/db-client: {{ .Release.Name | quote }}
 {{- end -}}
 {{- end -}}
 
+{{/* A pipeline's or container job's CronJob: <fullname>-<name>, cut to 52
+     characters (the CronJob controller appends 11 to name its Jobs, within 63).
+     Call with (dict "name" $name "ctx" $). */}}
+{{- define "kubetl.cronjobName" -}}
+{{- printf "%s-%s" (include "kubetl.fullname" .ctx) .name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "kubetl.postgresql.host" -}}
 {{- if .Values.postgresql.enabled -}}
 {{- printf "%s-postgresql" (include "kubetl.fullname" .) -}}
