@@ -338,6 +338,35 @@ def test_schema_container_jobs_take_every_job_setting():
     assert container["image"] == {"$ref": "#/definitions/versionedImage"}
 
 
+def notes(render, tmp_path, values: dict | None = None) -> str:
+    out = render.run("install", "rel", str(CHART), "--namespace", "etl", "--dry-run=client", values=values, tmp=tmp_path)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split("\nNOTES:\n", 1)[1]
+
+
+def test_notes_name_the_releases_own_pipeline_and_database(render, tmp_path):
+    text = notes(render, tmp_path, {"pipelines": {"orders": PIPELINE}})
+    assert "kubectl -n etl rollout status statefulset/rel-kubetl-postgresql" in text
+    assert "etlctl -n etl run airlines --wait --follow" in text  # the first pipeline (values merge with the defaults)
+    assert "kubectl -n etl create job airlines-now --from=cronjob/rel-kubetl-airlines" in text
+    assert "flights" not in text.split("Next:")[1]
+
+
+def test_notes_without_postgresql_or_pipelines(render, tmp_path):
+    text = notes(render, tmp_path, {"postgresql": {"enabled": False}, "pipelines": None,
+                                    "externalDatabase": {"host": "db.example", "existingSecret": "db"}})
+    assert "rollout status" not in text and "statefulset" not in text
+    assert "helm test rel -n etl" in text
+    assert "etlctl" not in text and "create job" not in text and "--from=cronjob" not in text
+
+
+def test_notes_long_pipeline_name_uses_the_cronjobs_cut_name(render, tmp_path):
+    name = "a" + "b" * 50
+    text = notes(render, tmp_path, {"pipelines": {name: PIPELINE}})
+    assert f"--from=cronjob/rel-kubetl-{name}"[:len("--from=cronjob/") + 52] + "\n" in text
+    assert f"etlctl -n etl run {name} --wait" in text
+
+
 def test_manifests_are_in_sync_with_the_chart(tmp_path):
     fresh = tmp_path / "kubetl.yaml"
     subprocess.run([str(ROOT / "hack" / "render-manifests.sh"), str(fresh)], check=True, capture_output=True)
