@@ -367,6 +367,32 @@ def test_notes_long_pipeline_name_uses_the_cronjobs_cut_name(render, tmp_path):
     assert f"etlctl -n etl run {name} --wait" in text
 
 
+def test_pgadmin_runs_unprivileged_with_a_read_only_root(render, tmp_path):
+    """The official image binds port 80 and writes /pgadmin4/config_distro.py and /var/lib/pgadmin."""
+    docs = render.template({"pgadmin": {"enabled": True}}, tmp_path)
+    deployment = named(docs, "Deployment", "rel-kubetl-pgadmin")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = env_of(container)
+    port = int(env["PGADMIN_LISTEN_PORT"])
+    assert port >= 1024 and container["ports"] == [{"name": "http", "containerPort": port}]
+    assert env["PGADMIN_DISABLE_POSTFIX"]  # the entrypoint's `sudo postfix start` cannot work without privileges
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    for path in ("/var/lib/pgadmin", "/tmp", "/pgadmin4/config_distro.py"):
+        assert "emptyDir" in volumes[mounts[path]["name"]] and not mounts[path].get("readOnly"), path
+    config = mounts["/pgadmin4/config_distro.py"]
+    assert config["subPath"] == "config_distro.py"
+    # The file must exist in the volume before it is mounted, or the kubelet creates a directory there.
+    [init] = pod["initContainers"]
+    assert init["image"] == container["image"] == "dpage/pgadmin4:8"
+    assert init["command"] == ["cp", "/pgadmin4/config_distro.py", "/config/config_distro.py"]
+    assert init["volumeMounts"] == [{"name": config["name"], "mountPath": "/config"}]
+    service = named(docs, "Service", "rel-kubetl-pgadmin")
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
+
+
 def test_manifests_are_in_sync_with_the_chart(tmp_path):
     fresh = tmp_path / "kubetl.yaml"
     subprocess.run([str(ROOT / "hack" / "render-manifests.sh"), str(fresh)], check=True, capture_output=True)
