@@ -2,6 +2,7 @@
 Security "restricted", RBAC, and manifests/ kept in sync."""
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 
@@ -170,7 +171,6 @@ def test_existing_secret(render, tmp_path):
 def test_generated_password_is_kept_on_uninstall_and_given_a_value_is_used(render, tmp_path):
     secret = of_kind(render.template({"postgresql": {"auth": {"password": "s3cret"}}}, tmp_path), "Secret")[0]
     assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    import base64
     assert base64.b64decode(secret["data"]["password"]).decode() == "s3cret"
     generated = base64.b64decode(of_kind(render.template(), "Secret")[0]["data"]["password"]).decode()
     assert len(generated) == 24

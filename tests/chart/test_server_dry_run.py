@@ -3,6 +3,7 @@ kube-apiserver (server-side dry run: schema, defaulting, admission including
 Pod Security "restricted" on the namespace)."""
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 
@@ -18,6 +19,12 @@ VALUE_SETS = {
                     "--set", "externalDatabase.existingSecret=db"],
     "container-job": ["--set-json", 'containerJobs={"vacuum":{"schedule":"0 3 * * *","image":{"repository":"postgres","tag":"16"},'
                       '"command":["psql","-c","VACUUM"]}}'],
+    "existing-secret": ["--set", "postgresql.auth.existingSecret=warehouse-db"],
+    # Names long enough that their CronJob names are cut to 52 characters.
+    "many-pipelines": ["--set-json", "pipelines=" + json.dumps({
+        f"p{i:02d}-hourly-clickstream-sessions-by-country-device": {
+            "schedule": f"{i} * * * *", "source": {"format": "csv", "path": f"/d/{i}.csv"}, "load": {"table": f"t{i}"}}
+        for i in range(30)})],
 }
 
 
