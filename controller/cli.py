@@ -10,7 +10,7 @@ import sys
 import time
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 import yaml
@@ -53,7 +53,7 @@ def kube() -> Kube:
     return connect(Globals.kubeconfig, Globals.context, Globals.namespace)
 
 
-def fail(error: Exception) -> None:
+def fail(error: Exception) -> NoReturn:
     typer.echo(f"etlctl: error: {error}", err=True)
     raise typer.Exit(getattr(error, "exit_code", 2 if isinstance(error, ConfigError) else 1))
 
@@ -128,7 +128,7 @@ def run_command(
         cronjob = r.pipeline(k, pipeline)
         overrides = r.Overrides(_interval(cronjob, interval, scheduled_at), _env(env), list(arg), image, timeout)
         job = r.start(k, cronjob, "manual", overrides)
-        show(r.summary(job), output)
+        show(r.summary(job, r.schedule_of(cronjob)), output)
         if wait or follow:
             final = watch(k, job["metadata"]["name"], follow)
             if final != "succeeded":
@@ -137,10 +137,9 @@ def run_command(
         fail(exc)
 
 
-def watch(k: Kube, name: str, follow: bool, timeout_s: float | None = None) -> str:
+def watch(k: Kube, name: str, follow: bool) -> str:
     """Wait for Job NAME to finish, showing progress (or its logs); return its final state."""
     followed: set[str] = set()
-    deadline = time.monotonic() + timeout_s if timeout_s else None
     tty = sys.stderr.isatty()
     last = ""
     while True:
@@ -161,8 +160,6 @@ def watch(k: Kube, name: str, follow: bool, timeout_s: float | None = None) -> s
             if tty and not follow:
                 typer.echo("", err=True)
             return current
-        if deadline and time.monotonic() > deadline:
-            return "still running (gave up waiting)"
         time.sleep(POLL_S)
 
 
@@ -220,6 +217,8 @@ def backfill(
 def catchup(
     pipeline: Annotated[str, typer.Argument(help="Pipeline name")],
     parallel: Annotated[int, typer.Option(min=1, max=50, help="Runs active at once, at most")] = 1,
+    max_runs: Annotated[int, typer.Option(min=1, help="Refuse to start more runs than this (a range that large is a backfill)")] = 100,
+    dry_run: Annotated[bool, typer.Option(help="Show the missed intervals; start nothing")] = False,
     output: OutputOption = Output.table,
 ) -> None:
     """Run every schedule interval missed since the last successful run."""
@@ -230,6 +229,12 @@ def catchup(
         if not missed:
             typer.echo(f"{pipeline}: nothing to catch up", err=True)
             return
+        if dry_run:
+            show([{"interval": str(i), "run": "", "status": "missed"} for i in missed], output)
+            return
+        if len(missed) > max_runs:
+            raise EtlctlError(f"{len(missed)} intervals of {pipeline!r} missed since {missed[0].start:%Y-%m-%dT%H:%MZ}, more than "
+                              f"--max-runs {max_runs}; check with --dry-run, then raise --max-runs or use `etlctl backfill`", 2)
         results = drive(k, cronjob, missed, parallel, "catchup")
     except (EtlctlError, ConfigError) as exc:
         fail(exc)
@@ -239,26 +244,46 @@ def catchup(
 
 
 def drive(k: Kube, cronjob: dict[str, Any], intervals: list[Interval], parallel: int, trigger: str) -> list[dict[str, Any]]:
-    """Run INTERVALS with at most PARALLEL active; skip those a Job already loaded."""
+    """Run INTERVALS with at most PARALLEL active. Intervals a Job already loaded
+    are skipped; those a Job is still loading are waited for, not started again
+    (so a backfill interrupted with Ctrl-C resumes by running it again)."""
     name = cronjob["metadata"]["labels"][r.PIPELINE_LABEL]
-    existing = r.runs(k, name)
-    done = {r.interval_of(j): j["metadata"]["name"] for j in existing if r.state(j) == "succeeded"}
-    results = {str(i): {"interval": str(i), "run": done.get(str(i), ""), "status": "skipped" if str(i) in done else "queued"}
-               for i in intervals}
-    queue = [i for i in intervals if str(i) not in done]
-    active: dict[str, str] = {}  # interval -> job name
+    schedule = r.schedule_of(cronjob)
+    done: dict[str, str] = {}  # interval -> the name of a Job that loaded it
+    loading: dict[str, str] = {}  # interval -> the name of a Job still loading it
+    for job in r.runs(k, name):
+        current = r.state(job)
+        if current == "succeeded":
+            done.setdefault(r.interval_of(job, schedule), job["metadata"]["name"])
+        elif current not in r.FINISHED:
+            loading.setdefault(r.interval_of(job, schedule), job["metadata"]["name"])
+    results: dict[str, dict[str, Any]] = {}
+    active: dict[str, str] = {}  # interval -> Job, for the intervals this call waits on
+    for interval in map(str, intervals):
+        if interval in done:
+            results[interval] = {"interval": interval, "run": done[interval], "status": "skipped"}
+        elif interval in loading:
+            active[interval] = loading[interval]
+            results[interval] = {"interval": interval, "run": active[interval], "status": "running"}
+            typer.echo(f"{trigger} {name} {interval}: already running as {active[interval]}; waiting for it", err=True)
+        else:
+            results[interval] = {"interval": interval, "run": "", "status": "queued"}
+    queue = [i for i in intervals if results[str(i)]["status"] == "queued"]
     while queue or active:
-        for interval, job_name in list(active.items()):
-            current = r.state(r.run(k, job_name))
-            if current in r.FINISHED:
-                results[interval]["status"] = current
-                del active[interval]
-                typer.echo(f"{trigger} {name} {interval}: {current} ({job_name})", err=True)
+        if active:
+            states = {job["metadata"]["name"]: r.state(job) for job in r.runs(k, name)}
+            for interval, job_name in list(active.items()):
+                current = states.get(job_name, "deleted")  # cancelled, or deleted by hand
+                if current in (*r.FINISHED, "deleted"):
+                    results[interval]["status"] = current
+                    del active[interval]
+                    typer.echo(f"{trigger} {name} {interval}: {current} ({job_name})", err=True)
         while queue and len(active) < parallel:
-            interval = queue.pop(0)
-            job = r.start(k, cronjob, trigger, r.Overrides(interval=interval))
-            active[str(interval)] = job["metadata"]["name"]
-            results[str(interval)].update(run=job["metadata"]["name"], status="running")
+            interval = str(queue[0])
+            # Runs of modes that lock the whole table (replace, upsert) queue for it instead of failing.
+            job = r.start(k, cronjob, trigger, r.Overrides(interval=queue.pop(0), args=["--wait-for-lock"]))
+            active[interval] = job["metadata"]["name"]
+            results[interval].update(run=job["metadata"]["name"], status="running")
             typer.echo(f"{trigger} {name} {interval}: started {job['metadata']['name']}", err=True)
         if active:
             time.sleep(POLL_S)
@@ -284,7 +309,7 @@ def list_command(output: OutputOption = Output.table) -> None:
                 "suspended": bool(cronjob["spec"].get("suspend")) and schedule is not None,
                 "last_run": last["metadata"]["name"] if last else "",
                 "last_status": r.state(last) if last else "",
-                "last_interval": r.interval_of(last) if last else "",
+                "last_interval": r.interval_of(last, schedule) if last else "",
             })
     except EtlctlError as exc:
         fail(exc)
@@ -296,8 +321,8 @@ def history(pipeline: Annotated[str, typer.Argument(help="Pipeline name")], outp
     """A pipeline's runs, newest first."""
     try:
         k = kube()
-        r.pipeline(k, pipeline)
-        rows = [r.summary(j) for j in r.runs(k, pipeline)]
+        schedule = r.schedule_of(r.pipeline(k, pipeline))
+        rows = [r.summary(j, schedule) for j in r.runs(k, pipeline)]
     except EtlctlError as exc:
         fail(exc)
     show(rows, output)
@@ -309,7 +334,7 @@ def status(run: Annotated[str, typer.Argument(help="Run (Job) name")], output: O
     try:
         k = kube()
         job = r.run(k, run)
-        row = r.summary(job)
+        row = r.summary(job, r.schedule_of_run(k, job))
         row["pods"] = ", ".join(f"{p['metadata']['name']} ({(p.get('status') or {}).get('phase', '?')})" for p in r.pods_of(k, run))
     except EtlctlError as exc:
         fail(exc)

@@ -22,15 +22,20 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 FIELD_MANAGER = "etlctl"  # how our changes show in managedFields (and in helm's conflict messages)
 TIMEOUT = urllib3.Timeout(connect=10, read=60)
+# One more try to connect, never a resent request (a create must not happen twice):
+# urllib3's default of 3 retries makes an unreachable server take 40 s to report.
+RETRIES = urllib3.Retry(total=1, connect=1, read=False, redirect=False)
 STREAM_TIMEOUT = urllib3.Timeout(connect=10, read=None)  # a followed log may be quiet for long
 
 
 class EtlctlError(Exception):
-    """One clear line for the user; `exit_code` is what etlctl exits with."""
+    """One clear line for the user; `exit_code` is what etlctl exits with, and
+    `http_status` the API server's answer when it refused a request."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
+    def __init__(self, message: str, exit_code: int = 1, http_status: int | None = None) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.http_status = http_status
 
 
 @dataclass
@@ -109,7 +114,7 @@ def _pool(configuration: Any) -> urllib3.PoolManager:
         tls["server_hostname"] = configuration.tls_server_name
     if not configuration.verify_ssl:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    return urllib3.PoolManager(num_pools=2, maxsize=4, **tls)
+    return urllib3.PoolManager(num_pools=2, maxsize=4, retries=RETRIES, **tls)
 
 
 def _authorization(configuration: Any) -> str | None:
@@ -126,13 +131,13 @@ def _explain(status: int, body: bytes, kube: Kube, verb: str, resource: str) -> 
     except ValueError:
         message = body.decode(errors="replace")[:200]
     if status == 403:
-        return EtlctlError(
-            f"forbidden: you may not {verb} {resource} in namespace {kube.namespace!r} "
-            f"(RBAC: needs verb {verb!r} on {resource}); {message}"
-        )
-    if status == 401:
-        return EtlctlError(f"unauthorized: the API server rejected your credentials ({message or reason or 'Unauthorized'})")
-    return EtlctlError(f"{verb} {resource} failed: {message or reason} (HTTP {status})")
+        text = (f"forbidden: you may not {verb} {resource} in namespace {kube.namespace!r} "
+                f"(RBAC: needs verb {verb!r} on {resource}); {message}")
+    elif status == 401:
+        text = f"unauthorized: the API server rejected your credentials ({message or reason or 'Unauthorized'})"
+    else:
+        text = f"{verb} {resource} failed: {message or reason} (HTTP {status})"
+    return EtlctlError(text, http_status=status)
 
 
 def _reason(exc: BaseException) -> str:

@@ -4,6 +4,13 @@ Like `kubectl create job --from=cronjob/...` (owner reference, the
 `cronjob.kubernetes.io/instantiate: manual` annotation), plus what kubectl
 will not do: overrides of the interval, env, args, image and timeout, and one
 Job per schedule interval for backfills and catch-ups.
+
+Unlike kubectl's, etlctl's owner reference does not make the CronJob the Job's
+controller: the CronJob controller prunes the Jobs it controls down to its
+history limits (3 successful by default) as soon as they finish, which would
+delete a backfill's Jobs while it still waits on them and forget which
+intervals are done. Owned but not controlled, they are still deleted with the
+CronJob, and expire after the template's ttlSecondsAfterFinished.
 """
 from __future__ import annotations
 
@@ -15,7 +22,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from controller.kube import FIELD_MANAGER, EtlctlError, Kube
-from job.schedule import Interval, interval_for_tick, intervals_between, parse_time
+from job.schedule import Interval, interval_for_tick, intervals_between, parse_time, tick_of_scheduled_job
 
 BATCH = "batch/v1"
 PIPELINE_LABEL = "kubetl.io/pipeline"
@@ -23,6 +30,8 @@ TRIGGER_LABEL = "kubetl.io/trigger"
 RUN_ID_LABEL = "kubetl.io/run-id"
 INTERVAL_LABEL = "kubetl.io/interval-start"  # label-safe form of the start, for selecting
 INTERVAL_ANNOTATION = "kubetl.io/interval"  # START/END as etl-job reads it
+MANUAL_ANNOTATION = "cronjob.kubernetes.io/instantiate"  # kubectl's mark of a Job made by hand from a CronJob
+SCHEDULED_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"  # the CronJob controller's tick
 FINISHED = ("succeeded", "failed")
 
 
@@ -60,7 +69,12 @@ def runs(kube: Kube, name: str | None = None) -> list[dict[str, Any]]:
 
 
 def run(kube: Kube, name: str) -> dict[str, Any]:
-    return kube.request("get", "jobs.batch", "GET", kube.path(BATCH, "jobs", name))
+    try:
+        return kube.request("get", "jobs.batch", "GET", kube.path(BATCH, "jobs", name))
+    except EtlctlError as exc:
+        if exc.http_status == 404:
+            raise EtlctlError(f"no run {name!r} in namespace {kube.namespace!r} (`etlctl history PIPELINE` lists runs)") from None
+        raise
 
 
 def state(job: dict[str, Any]) -> str:
@@ -77,11 +91,21 @@ def state(job: dict[str, Any]) -> str:
     return "pending"
 
 
-def interval_of(job: dict[str, Any]) -> str:
-    return (job["metadata"].get("annotations") or {}).get(INTERVAL_ANNOTATION, "")
+def interval_of(job: dict[str, Any], schedule: tuple[str, str] | None) -> str:
+    """START/END the run covers, or "" when it covers none (an ad-hoc pipeline's run).
+
+    etlctl writes it on its Jobs; a Job the CronJob controller made covers the
+    interval of its tick under SCHEDULE (see schedule_of), as `etl-job
+    --scheduled-at auto` computes it in the pod."""
+    annotations = job["metadata"].get("annotations") or {}
+    if INTERVAL_ANNOTATION in annotations or schedule is None or MANUAL_ANNOTATION in annotations:
+        return annotations.get(INTERVAL_ANNOTATION, "")
+    tick = annotations.get(SCHEDULED_ANNOTATION)
+    moment = parse_time(tick) if tick else tick_of_scheduled_job(job["metadata"]["name"])
+    return str(interval_for_tick(schedule[0], schedule[1], moment)) if moment else ""
 
 
-def summary(job: dict[str, Any]) -> dict[str, Any]:
+def summary(job: dict[str, Any], schedule: tuple[str, str] | None) -> dict[str, Any]:
     meta, status = job["metadata"], job.get("status") or {}
     labels = meta.get("labels") or {}
     started, finished = status.get("startTime"), status.get("completionTime")
@@ -89,7 +113,7 @@ def summary(job: dict[str, Any]) -> dict[str, Any]:
         "run": meta["name"],
         "pipeline": labels.get(PIPELINE_LABEL, ""),
         "trigger": labels.get(TRIGGER_LABEL, ""),
-        "interval": interval_of(job),
+        "interval": interval_of(job, schedule),
         "status": state(job),
         "started": started or "",
         "duration": _duration(started, finished),
@@ -114,6 +138,13 @@ def schedule_of(cronjob: dict[str, Any]) -> tuple[str, str] | None:
     return cronjob["spec"]["schedule"], cronjob["spec"].get("timeZone") or "UTC"
 
 
+def schedule_of_run(kube: Kube, job: dict[str, Any]) -> tuple[str, str] | None:
+    """The schedule of the pipeline a Job ran, or None (ad hoc, or the CronJob is gone)."""
+    name = (job["metadata"].get("labels") or {}).get(PIPELINE_LABEL)
+    found = _list(kube, "cronjobs", f"{PIPELINE_LABEL}={name}") if name else []
+    return schedule_of(found[0]) if found else None
+
+
 def latest_interval(cronjob: dict[str, Any], now: datetime) -> Interval | None:
     schedule = schedule_of(cronjob)
     return interval_for_tick(schedule[0], schedule[1], now) if schedule else None
@@ -131,16 +162,23 @@ def backfill_intervals(cronjob: dict[str, Any], start: datetime, end: datetime) 
 
 
 def missed_intervals(cronjob: dict[str, Any], jobs: list[dict[str, Any]], now: datetime) -> list[Interval]:
-    """Ticks since the end of the last succeeded interval (or since the CronJob
-    was created), up to now, that no succeeded Job covers."""
+    """Schedule intervals from the last successful run up to NOW that no succeeded Job covers.
+
+    The last successful run is the latest-ending interval of any succeeded Job,
+    scheduled or etlctl's. Jobs expire, so the CronJob's status.lastSuccessfulTime
+    counts too: the interval of the tick before it is taken as not done (that
+    Job may have covered an earlier tick), which costs at most one idempotent
+    rerun. With neither, the ticks since the CronJob was created."""
     schedule = schedule_of(cronjob)
     if schedule is None:
         return []
-    done = {interval_of(j) for j in jobs if state(j) == "succeeded" and interval_of(j)}
-    ends = [parse_time(i.split("/")[1]) for i in done]
-    created = parse_time(str(cronjob["metadata"]["creationTimestamp"]))
-    start = max(ends) if ends else interval_for_tick(schedule[0], schedule[1], created).end
-    return [i for i in intervals_between(schedule[0], schedule[1], start, now) if str(i) not in done]
+    done = {interval_of(j, schedule) for j in jobs if state(j) == "succeeded"} - {""}
+    starts = [parse_time(i.split("/")[1]) for i in done]
+    if last_success := (cronjob.get("status") or {}).get("lastSuccessfulTime"):
+        starts.append(interval_for_tick(schedule[0], schedule[1], parse_time(str(last_success))).start)
+    if not starts:
+        starts.append(interval_for_tick(schedule[0], schedule[1], parse_time(str(cronjob["metadata"]["creationTimestamp"]))).end)
+    return [i for i in intervals_between(schedule[0], schedule[1], max(starts), now) if str(i) not in done]
 
 
 # --- creating runs ------------------------------------------------------------------------
@@ -159,11 +197,12 @@ def job_from_cronjob(cronjob: dict[str, Any], trigger: str, overrides: Overrides
     """The Job `kubectl create job --from=cronjob/X` would make, with kubetl's labels and overrides."""
     name = cronjob["metadata"]["labels"][PIPELINE_LABEL]
     template = copy.deepcopy(cronjob["spec"]["jobTemplate"])
-    run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
+    # A letter first: an all-digit suffix would read as a CronJob controller's tick (tick_of_scheduled_job).
+    run_id = secrets.choice(string.ascii_lowercase) + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(4))
     when = overrides.interval.start.strftime("%Y%m%d%H%M") if overrides.interval else ""
     job_name = f"{cronjob['metadata']['name'][:40]}-{trigger[0]}{when}-{run_id}".replace("--", "-")
     labels = {**(template.get("metadata") or {}).get("labels", {}), PIPELINE_LABEL: name, TRIGGER_LABEL: trigger, RUN_ID_LABEL: run_id}
-    annotations = {**(template.get("metadata") or {}).get("annotations", {}), "cronjob.kubernetes.io/instantiate": "manual"}
+    annotations = {**(template.get("metadata") or {}).get("annotations", {}), MANUAL_ANNOTATION: "manual"}
     if overrides.interval:
         labels[INTERVAL_LABEL] = interval_label(overrides.interval)
         annotations[INTERVAL_ANNOTATION] = str(overrides.interval)
@@ -184,17 +223,22 @@ def job_from_cronjob(cronjob: dict[str, Any], trigger: str, overrides: Overrides
     if overrides.timeout_s:
         spec["activeDeadlineSeconds"] = overrides.timeout_s
     owner = {"apiVersion": "batch/v1", "kind": "CronJob", "name": cronjob["metadata"]["name"],
-             "uid": cronjob["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+             "uid": cronjob["metadata"]["uid"], "blockOwnerDeletion": True}  # no "controller": see the module docstring
     return {"apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"name": job_name, "labels": labels, "annotations": annotations, "ownerReferences": [owner]},
             "spec": spec}
+
+
+def unfinished(jobs: list[dict[str, Any]], schedule: tuple[str, str] | None, interval: Interval) -> list[dict[str, Any]]:
+    """The JOBS covering INTERVAL that are still pending or running."""
+    return [j for j in jobs if state(j) not in FINISHED and interval_of(j, schedule) == str(interval)]
 
 
 def start(kube: Kube, cronjob: dict[str, Any], trigger: str, overrides: Overrides) -> dict[str, Any]:
     """Create one run; refuse if a run of the same interval is still going."""
     name = cronjob["metadata"]["labels"][PIPELINE_LABEL]
     if overrides.interval:
-        same = [j for j in runs(kube, name) if interval_of(j) == str(overrides.interval) and state(j) in ("running", "pending")]
+        same = unfinished(runs(kube, name), schedule_of(cronjob), overrides.interval)
         if same:
             raise EtlctlError(f"run {same[0]['metadata']['name']} of pipeline {name!r} for {overrides.interval} is still "
                               "running; wait for it or `etlctl cancel` it")

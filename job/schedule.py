@@ -105,6 +105,17 @@ def interval_for_tick(expr: str, tz: str, scheduled_at: datetime) -> Interval:
     return Interval(start, end)
 
 
+def tick_of_scheduled_job(job_name: str) -> datetime | None:
+    """The tick a CronJob controller's Job was created for, or None for a Job named otherwise.
+
+    The controller names each Job `<cronjob>-<scheduled minutes since the Unix
+    epoch>`; the suffix is the one record of the tick that every Kubernetes
+    version writes (1.28+ also annotate it, in the CronJob's time zone).
+    """
+    suffix = job_name.rpartition("-")[2]
+    return datetime.fromtimestamp(int(suffix) * 60, timezone.utc) if suffix.isdigit() else None
+
+
 def intervals_between(expr: str, tz: str, start: datetime, end: datetime) -> list[Interval]:
     """Every whole schedule interval inside [START, END), in order (for backfills)."""
     out: list[Interval] = []

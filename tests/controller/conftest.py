@@ -42,15 +42,30 @@ class Cluster:
     def finish(self, name: str, succeeded: bool = True) -> None:
         """Do what the Job controller would when the pod ends."""
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        started = self.batch.read_namespaced_job_status(name, self.namespace).status.start_time
+        started = started.strftime("%Y-%m-%dT%H:%M:%SZ") if started else now  # the API server refuses to change it
         if succeeded:
             conditions = [{"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": now},
                           {"type": "Complete", "status": "True", "lastTransitionTime": now}]
-            status = {"startTime": now, "completionTime": now, "succeeded": 1, "conditions": conditions}
+            status = {"startTime": started, "completionTime": now, "active": 0, "succeeded": 1, "conditions": conditions}
         else:
             conditions = [{"type": "FailureTarget", "status": "True", "lastTransitionTime": now},
                           {"type": "Failed", "status": "True", "lastTransitionTime": now}]
-            status = {"startTime": now, "failed": 1, "conditions": conditions}
+            status = {"startTime": started, "active": 0, "failed": 1, "conditions": conditions}
         self.batch.patch_namespaced_job_status(name, self.namespace, {"status": status})
+
+    def scheduled_job(self, cronjob_name: str, tick: datetime) -> str:
+        """Create the Job the CronJob controller makes for TICK (its name, annotation and controller reference)."""
+        cronjob = self.batch.read_namespaced_cron_job(cronjob_name, self.namespace)
+        template = self.batch.api_client.sanitize_for_serialization(cronjob.spec.job_template)
+        name = f"{cronjob_name}-{int(tick.timestamp()) // 60}"
+        metadata = {**template.get("metadata", {}), "name": name,
+                    "annotations": {"batch.kubernetes.io/cronjob-scheduled-timestamp": tick.strftime("%Y-%m-%dT%H:%M:%SZ")},
+                    "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": cronjob_name,
+                                         "uid": cronjob.metadata.uid, "controller": True, "blockOwnerDeletion": True}]}
+        self.batch.create_namespaced_job(self.namespace, {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata,
+                                                          "spec": template["spec"]})
+        return name
 
     def start_running(self, name: str) -> None:
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
