@@ -89,7 +89,7 @@ def run_pipeline(
         sample: list[Reject] = []
         try:
             with engine.begin() as conn:
-                _lock(conn, pipeline, interval, wait_for_lock, run_id)
+                _lock(conn, pipeline, interval, wait_for_lock, run_id, log)
                 ledger.abandon_stale(conn, pipeline.name, interval, run_id)
                 _Pass(pipeline, interval, result, sample, log.every(progress_seconds), log, started).load(conn)
                 result.status = "succeeded"
@@ -192,20 +192,22 @@ def _int4(text: str) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
-def _lock(conn: sa.Connection, pipeline: c.Pipeline, interval: Interval | None, wait: bool, run_id: int) -> None:
+def _lock(conn: sa.Connection, pipeline: c.Pipeline, interval: Interval | None, wait: bool, run_id: int, log: Log) -> None:
     if conn.dialect.name != "postgresql":
         return  # SQLite: BEGIN IMMEDIATE already holds the database's write lock
     keys = dict(zip(("a", "b"), lock_keys(pipeline, interval)))
-    if wait:
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:a, :b)"), keys)
+    if conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:a, :b)"), keys).scalar():
         return
-    if not conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:a, :b)"), keys).scalar():
-        other = ledger.running(conn, pipeline.name, interval, other_than=run_id)
-        who = f" (run {other['id']}, started {other['started_at']:%Y-%m-%d %H:%M:%S} on {other['host']})" if other else ""
+    other = ledger.running(conn, pipeline.name, interval, other_than=run_id)
+    who = f" (run {other['id']}, started {other['started_at']:%Y-%m-%d %H:%M:%S} on {other['host']})" if other else ""
+    if not wait:
         raise RunLocked(
             f"another run of pipeline {pipeline.name!r} for {interval or 'its target'} is in progress{who}; "
             "wait for it, or pass --wait-for-lock"
         )
+    log.info("run.waiting_for_lock", run_id=run_id, holder=other["id"] if other else None)
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:a, :b)"), keys)
+    log.info("run.lock_acquired", run_id=run_id)
 
 
 def _record_failure(engine: sa.Engine, result: RunResult, sample: list[Reject], log: Log) -> None:

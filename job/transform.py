@@ -130,32 +130,38 @@ class Steps:
         return StepResult(frame, rejects, dropped)
 
     def _bind(self, index: int, step: c.Step) -> Callable[[pd.DataFrame], StepResult]:
-        name = type(step).__name__
-        handler = getattr(self, f"_{name.lower()}")
+        handler = getattr(self, f"_{type(step).__name__.lower()}")
         prepared = handler(index, step)
+        name = next(iter(type(step).model_fields))  # the step's key in the config
 
         def run(frame: pd.DataFrame) -> StepResult:
             try:
                 return prepared(frame)
             except KeyError as exc:
-                raise InputError(f"transform[{index}] ({name.lower()}): no column {exc} (columns: {list(frame.columns)})") from None
+                raise InputError(f"transform[{index}] ({name}): no column {exc} (columns: {list(frame.columns)})") from None
 
         return run
 
     def _rename(self, _: int, step: c.Rename) -> Callable[[pd.DataFrame], StepResult]:
         def run(frame: pd.DataFrame) -> StepResult:
-            missing = [col for col in step.rename if col not in frame.columns]
-            if missing:
-                raise KeyError(missing[0])
+            _require(frame, step.rename)
             return StepResult(frame.rename(columns=step.rename))
 
         return run
 
     def _select(self, _: int, step: c.Select) -> Callable[[pd.DataFrame], StepResult]:
-        return lambda frame: StepResult(frame[list(step.select)])
+        def run(frame: pd.DataFrame) -> StepResult:
+            _require(frame, step.select)
+            return StepResult(frame[list(step.select)])
+
+        return run
 
     def _drop(self, _: int, step: c.Drop) -> Callable[[pd.DataFrame], StepResult]:
-        return lambda frame: StepResult(frame.drop(columns=list(step.drop)))
+        def run(frame: pd.DataFrame) -> StepResult:
+            _require(frame, step.drop)
+            return StepResult(frame.drop(columns=list(step.drop)))
+
+        return run
 
     def _cast(self, _: int, step: c.Cast) -> Callable[[pd.DataFrame], StepResult]:
         def run(frame: pd.DataFrame) -> StepResult:
@@ -184,7 +190,11 @@ class Steps:
         return run
 
     def _fillnull(self, _: int, step: c.FillNull) -> Callable[[pd.DataFrame], StepResult]:
-        return lambda frame: StepResult(frame.fillna(step.fill_null))
+        def run(frame: pd.DataFrame) -> StepResult:
+            _require(frame, step.fill_null)  # pandas would skip a misspelt column silently
+            return StepResult(frame.fillna(step.fill_null))
+
+        return run
 
     def _filter(self, index: int, step: c.Filter) -> Callable[[pd.DataFrame], StepResult]:
         code = compile_expression(step.filter)  # the config has checked that it parses
@@ -271,6 +281,13 @@ class Steps:
             return StepResult(out)
 
         return run
+
+
+def _require(frame: pd.DataFrame, columns: Any) -> None:
+    """Raise KeyError (reported as 'no column') for the first of COLUMNS not in FRAME."""
+    missing = [col for col in columns if col not in frame.columns]
+    if missing:
+        raise KeyError(missing[0])
 
 
 def _joined(parts: list[pd.Series], separator: str) -> pd.Series:

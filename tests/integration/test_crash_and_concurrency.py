@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -56,6 +57,8 @@ def test_sigkill_mid_load_commits_nothing_and_a_rerun_is_exact(pg_url, tmp_path)
     proc = start(pg_url, tmp_path, "flights-all", config=slowed_example(tmp_path))
     progress = wait_for_event(proc, "run.progress")
     assert progress["rows_written"] > 0  # rows are in the open transaction
+    assert progress["rows_read"] == progress["rows_written"] + progress["rows_rejected"]  # flights-all filters nothing
+    assert progress["rows_per_s"] > 0
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert query(pg_url, "select count(*) from information_schema.tables where table_name like 'flights_all%'") == [(0,)]
@@ -85,11 +88,21 @@ def test_second_concurrent_run_of_an_interval_fails_fast_with_a_clear_message(pg
 def test_concurrent_runs_that_wait_for_the_lock_leave_one_runs_rows(pg_url, tmp_path):
     slow = slowed_example(tmp_path)
     runs = [start(pg_url, tmp_path, "flights", "--interval", JAN, "--wait-for-lock", config=slow) for _ in range(2)]
+    logs = []
     for proc in runs:
-        _, err = proc.communicate(timeout=300)
+        out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
+        logs.append({record["event"]: record for record in map(json.loads, out.splitlines())})
     assert query(pg_url, "select count(*) from flights") == [(JAN_LOADED,)]
     assert query(pg_url, "select count(*), sum(rows_loaded) from etl_runs where status = 'succeeded'") == [(2, 2 * JAN_LOADED)]
+
+    # The run that waited started while the other ran, and got the lock only once the other had committed.
+    [waiter] = [log for log in logs if "run.waiting_for_lock" in log]
+    holder_id = waiter["run.waiting_for_lock"]["holder"]
+    [(holder_finished,)] = query(pg_url, "select finished_at from etl_runs where id = :id", id=holder_id)
+    [(waiter_started,)] = query(pg_url, "select started_at from etl_runs where id = :id", id=waiter["run.start"]["run_id"])
+    acquired = datetime.fromisoformat(waiter["run.lock_acquired"]["ts"])
+    assert waiter_started < holder_finished <= acquired + timedelta(milliseconds=1)  # log times are cut to milliseconds
 
 
 def test_ledger_commands_read_sqlite_while_a_run_writes(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from job import config as c
 from job.config import parse_config
-from job.errors import ConfigError, RejectBudgetExceeded
+from job.errors import ConfigError, InputError, RejectBudgetExceeded
 from job.schedule import Interval
 from job.transform import Schema, Steps
 from job.types import cast, infer_type
@@ -58,7 +58,7 @@ def test_schema_rejects_bad_values_and_keeps_typing_later_chunks_the_same_way():
     assert len(second.frame) == 0 and "f: cannot read 'abc' as float" in second.rejects[0].reason
 
 
-def test_rename_select_drop_fill_filter_derive():
+def test_rename_fill_null_derive_filter_drop():
     steps = steps_of(
         "      - rename: {a: x}\n"
         "      - fill_null: {b: 0}\n"
@@ -70,6 +70,37 @@ def test_rename_select_drop_fill_filter_derive():
     out = steps.apply(frame)
     assert list(out.frame.columns) == ["x", "b", "c", "label"]
     assert out.frame["c"].tolist() == [25.0] and out.frame["label"].tolist() == ["k-k"] and out.dropped == 2
+
+
+def test_select_keeps_the_listed_columns_in_the_listed_order():
+    out = steps_of("      - select: [c, a]\n").apply(pd.DataFrame({"a": [1], "b": [2], "c": [3]}))
+    assert list(out.frame.columns) == ["c", "a"] and out.frame.iloc[0].tolist() == [3, 1]
+
+
+@pytest.mark.parametrize("step", ["select: [a, z]", "drop: [z]", "fill_null: {z: 0}", "cast: {z: int}", "parse_datetime: {columns: [z]}"])
+def test_a_step_naming_a_missing_column_says_which_and_what_there_is(step):
+    with pytest.raises(InputError) as raised:
+        steps_of(f"      - {step}\n").apply(pd.DataFrame({"a": [1]}))
+    assert str(raised.value) == f"transform[0] ({step.split(':')[0]}): no column 'z' (columns: ['a'])"
+
+
+def test_cast_types_columns_and_rejects_only_the_rows_that_fail():
+    steps = steps_of("      - cast: {n: int, x: float, ok: bool}\n")
+    out = steps.apply(text_frame(n=["1", "two", "3"], x=["1.5", "2", "x"], ok=["yes", "no", None]))
+    assert str(out.frame["n"].dtype) == "Int64" and out.frame["x"].dtype == "float64" and str(out.frame["ok"].dtype) == "boolean"
+    assert out.frame["n"].tolist() == [1] and out.frame["x"].tolist() == [1.5] and out.frame["ok"].tolist() == [True]
+    assert [r.reason for r in out.rejects] == ["n: cannot cast to int", "x: cannot cast to float"]
+    assert json.loads(out.rejects[0].row) == {"n": None, "x": 2.0, "ok": False}
+
+
+def test_parse_datetime_with_a_format_to_utc_or_naive():
+    frame = text_frame(day=["05/01/2013 06:30", "31/02/2013 00:00", None])
+    utc = steps_of("      - parse_datetime: {columns: [day], format: '%d/%m/%Y %H:%M'}\n").apply(frame)
+    assert utc.frame["day"].tolist()[0] == pd.Timestamp("2013-01-05T06:30", tz="UTC") and pd.isna(utc.frame["day"].iloc[1])
+    assert len(utc.frame) == 2  # a null stays null; only the impossible date is rejected
+    assert [r.reason for r in utc.rejects] == ["day: not a date-time in format %d/%m/%Y %H:%M"]
+    naive = steps_of("      - parse_datetime: {columns: [day], utc: false}\n").apply(text_frame(day=["2013-01-05T06:30:00"]))
+    assert naive.frame["day"].tolist() == [pd.Timestamp("2013-01-05T06:30")] and naive.frame["day"].dt.tz is None
 
 
 def test_dedupe_works_across_chunks():
