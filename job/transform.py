@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from job import config as c
@@ -56,6 +57,31 @@ def add_reason(reasons: pd.Series, mask: pd.Series, reason: str | pd.Series) -> 
     old = merged[mask]
     merged[mask] = old.where(old.isna(), old + "; " + new).fillna(new)
     return merged
+
+
+class SeenKeys:
+    """The keys a run has seen so far, across chunks (for dedupe and the unique
+    rule): 64-bit hashes in one sorted numpy array, 8 bytes a distinct key
+    where a Python set of ints takes about 70, so memory stays small as input grows."""
+
+    def __init__(self) -> None:
+        self._hashes = np.empty(0, dtype=np.uint64)
+
+    def repeats(self, keys: pd.DataFrame) -> np.ndarray:
+        """A mask of the rows whose key came earlier (in this frame or a previous
+        one); the keys of the other rows are remembered."""
+        hashes = pd.util.hash_pandas_object(keys, index=False).to_numpy()
+        repeat = pd.Series(hashes).duplicated().to_numpy()
+        if len(self._hashes):
+            positions = np.minimum(np.searchsorted(self._hashes, hashes), len(self._hashes) - 1)
+            repeat = repeat | (self._hashes[positions] == hashes)
+        new = np.sort(hashes[~repeat])
+        self._hashes = np.insert(self._hashes, np.searchsorted(self._hashes, new), new)
+        return repeat
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._hashes.nbytes)
 
 
 class Schema:
@@ -116,7 +142,7 @@ class Steps:
 
     def __init__(self, steps: list[c.Step], interval: Interval | None) -> None:
         self.interval = interval
-        self._seen_keys: dict[int, set[int]] = {}
+        self._seen_keys: dict[int, SeenKeys] = {}
         self._functions = [self._bind(i, step) for i, step in enumerate(steps)]
 
     def apply(self, frame: pd.DataFrame, location: str = "") -> StepResult:
@@ -218,14 +244,11 @@ class Steps:
         return run
 
     def _dedupe(self, index: int, step: c.Dedupe) -> Callable[[pd.DataFrame], StepResult]:
-        seen = self._seen_keys.setdefault(index, set())
+        seen = self._seen_keys.setdefault(index, SeenKeys())
 
         def run(frame: pd.DataFrame) -> StepResult:
-            keys = frame[step.dedupe.keys]
-            hashes = pd.util.hash_pandas_object(keys, index=False)
-            repeat = hashes.duplicated() | hashes.isin(seen)
-            seen.update(hashes[~repeat].tolist())
-            return StepResult(frame.loc[~repeat.values], dropped=int(repeat.sum()))
+            repeat = seen.repeats(frame[step.dedupe.keys])
+            return StepResult(frame.loc[~repeat], dropped=int(repeat.sum()))
 
         return run
 

@@ -10,13 +10,13 @@ import pandas as pd
 
 from job import config as c
 from job.errors import ConfigError, RejectBudgetExceeded
-from job.transform import StepResult, add_reason, reject_rows
+from job.transform import SeenKeys, StepResult, add_reason, reject_rows
 
 
 class Rules:
     def __init__(self, rules: list[c.Rule]) -> None:
         self.rules = rules
-        self._seen: dict[int, set[int]] = {i: set() for i, r in enumerate(rules) if isinstance(r, c.Unique)}
+        self._seen = {i: SeenKeys() for i, r in enumerate(rules) if isinstance(r, c.Unique)}
 
     def check(self, frame: pd.DataFrame, location: str = "") -> StepResult:
         reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
@@ -35,12 +35,8 @@ class Rules:
             for column in rule.not_null:
                 yield frame[column].isna(), f"{column} is null"
         elif isinstance(rule, c.Unique):
-            keys = frame[rule.unique]
-            hashes = pd.util.hash_pandas_object(keys, index=False)
-            seen = self._seen[index]
-            repeat = hashes.duplicated() | hashes.isin(seen)
-            seen.update(hashes[~repeat].tolist())
-            yield pd.Series(repeat.values, index=frame.index), f"duplicate {', '.join(rule.unique)}"
+            repeat = self._seen[index].repeats(frame[rule.unique])
+            yield pd.Series(repeat, index=frame.index), f"duplicate {', '.join(rule.unique)}"
         elif isinstance(rule, c.Range):
             spec = rule.range
             values = pd.to_numeric(frame[spec.column], errors="coerce")

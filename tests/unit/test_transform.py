@@ -8,7 +8,7 @@ from job import config as c
 from job.config import parse_config
 from job.errors import ConfigError, InputError, RejectBudgetExceeded
 from job.schedule import Interval
-from job.transform import Schema, Steps
+from job.transform import Schema, SeenKeys, Steps
 from job.types import cast, infer_type
 from job.validate import Rules, check_budget
 
@@ -109,6 +109,17 @@ def test_dedupe_works_across_chunks():
     second = steps.apply(pd.DataFrame({"k": [2, 3]}))
     assert first.frame["k"].tolist() == [1, 2] and second.frame["k"].tolist() == [3]
     assert first.dropped + second.dropped == 2
+
+
+def test_seen_keys_finds_repeats_within_and_across_chunks_in_8_bytes_a_key():
+    seen = SeenKeys()
+    first = pd.DataFrame({"a": [1, 1, 2, None, None], "b": ["x", "x", "x", "y", "y"]})
+    assert seen.repeats(first).tolist() == [False, True, False, False, True]
+    second = pd.DataFrame({"a": [2, 3, None, 1], "b": ["x", "x", "y", "z"]}, index=[7, 8, 9, 10])
+    assert seen.repeats(second).tolist() == [True, False, True, False]
+    many = pd.DataFrame({"a": range(100_000), "b": "k"})
+    assert not seen.repeats(many.iloc[::2]).any() and seen.repeats(many).tolist() == [True, False] * 50_000
+    assert seen.nbytes == 8 * (5 + 100_000)
 
 
 def test_lookup_adds_columns_and_rejects_missing_keys(tmp_path):
