@@ -19,7 +19,7 @@ from job.config import Config, Pipeline, load_config
 from job.db import database_url, describe_error, make_engine
 from job.errors import ConfigError, EtlError
 from job.logs import Log
-from job.schedule import Interval, interval_for_tick, parse_interval, parse_time
+from job.schedule import Interval, interval_for_tick, parse_interval, parse_time, tick_of_scheduled_job
 
 app = typer.Typer(
     name="etl-job",
@@ -64,16 +64,15 @@ def resolve_interval(pipeline: Pipeline, interval: str | None, scheduled_at: str
 def scheduled_time(value: str, tz: str, env: dict[str, str] | None = None) -> datetime:
     """RFC 3339, 'now', or 'auto': the tick a CronJob's Job was created for.
 
-    The CronJob controller names each Job `<cronjob>-<scheduled minutes since
-    the Unix epoch>`; the chart hands the pod that name (KUBETL_JOB_NAME, from
-    the job-name label), so a pod that starts late still loads its own tick's
-    interval. A Job named any other way falls back to now.
+    The chart hands the pod its Job's name (KUBETL_JOB_NAME, from the job-name
+    label), which records the tick (see tick_of_scheduled_job), so a pod that
+    starts late still loads its own tick's interval. A Job named any other way
+    falls back to now.
     """
     env = os.environ if env is None else env
     if value == "auto":
-        suffix = env.get("KUBETL_JOB_NAME", "").rpartition("-")[2]
-        if suffix.isdigit():
-            return datetime.fromtimestamp(int(suffix) * 60, timezone.utc)
+        if tick := tick_of_scheduled_job(env.get("KUBETL_JOB_NAME", "")):
+            return tick
         value = "now"
     if value == "now":
         return datetime.now(timezone.utc)
