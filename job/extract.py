@@ -60,6 +60,33 @@ class Chunk:
     rows_read: int
     location: str
     rejects: list[Reject] = field(default_factory=list)
+    bytes_read: int | None = None  # of the run's input so far, when an InputMeter can tell
+    bytes_total: int | None = None
+
+
+class InputMeter:
+    """How far a run has read through its input files, in bytes as stored
+    (compressed ones too), against their total size, known before the first
+    read: what a progress bar needs. Local files read front to back only (CSV,
+    JSON lines); a URL's size or a Parquet file's order of reading is not known
+    up front."""
+
+    def __init__(self, locations: list[str]) -> None:
+        self.sizes = {location: os.path.getsize(location) for location in locations}
+        self.total = sum(self.sizes.values())
+        self._finished = 0  # bytes of the files read to their end
+        self._current: IO[bytes] | None = None
+
+    def reading(self, raw: IO[bytes]) -> None:
+        self._current = raw
+
+    def done_with(self, location: str) -> None:
+        self._finished += self.sizes[location]
+        self._current = None
+
+    def position(self) -> int:
+        current = self._current.tell() if self._current is not None and not self._current.closed else 0
+        return min(self._finished + current, self.total)
 
 
 def render_path(template: str, interval: Interval | None) -> str:
@@ -94,8 +121,8 @@ def resolve_inputs(source: FileSource, interval: Interval | None) -> list[str]:
 
 
 @contextmanager
-def open_input(location: str) -> Iterator[IO[bytes]]:
-    """A binary stream of the decompressed content of a file or URL."""
+def open_input(location: str, meter: InputMeter | None = None) -> Iterator[IO[bytes]]:
+    """A binary stream of the decompressed content of a file or URL (METER follows the file's own bytes)."""
     with ExitStack() as stack:
         if is_url(location):
             raw = stack.enter_context(_open_url(location))
@@ -104,6 +131,8 @@ def open_input(location: str) -> Iterator[IO[bytes]]:
                 raw = stack.enter_context(open(location, "rb"))
             except OSError as exc:
                 raise InputError(f"cannot open {location}: {exc.strerror}") from None
+            if meter is not None:
+                meter.reading(raw)
         lower = location.lower().split("?")[0]
         if lower.endswith(".gz"):
             yield stack.enter_context(gzip.GzipFile(fileobj=raw))
@@ -151,15 +180,26 @@ def extract(source: FileSource | SqlSource, interval: Interval | None) -> Iterat
     if isinstance(source, SqlSource):
         yield from _read_sql(source, interval)
         return
-    reader = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}[source.format]
-    for location in resolve_inputs(source, interval):
-        yield from reader(source, location)
+    locations = resolve_inputs(source, interval)
+    if source.format == "parquet":
+        for location in locations:
+            yield from _read_parquet(source, location)
+        return
+    reader = {"csv": _read_csv, "jsonl": _read_jsonl}[source.format]
+    meter = None if any(map(is_url, locations)) else InputMeter(locations)
+    for location in locations:
+        for chunk in reader(source, location, meter):
+            if meter is not None:
+                chunk.bytes_read, chunk.bytes_total = meter.position(), meter.total
+            yield chunk
+        if meter is not None:
+            meter.done_with(location)
 
 
 # --- CSV ----------------------------------------------------------------------
 
 
-def _read_csv(source: FileSource, location: str) -> Iterator[Chunk]:
+def _read_csv(source: FileSource, location: str, meter: InputMeter | None) -> Iterator[Chunk]:
     invalid: list[Reject] = []
 
     def on_invalid_row(row: Any) -> str:
@@ -175,7 +215,7 @@ def _read_csv(source: FileSource, location: str) -> Iterator[Chunk]:
     )
     parse_options = pacsv.ParseOptions(delimiter=source.delimiter, invalid_row_handler=on_invalid_row, newlines_in_values=True)
     try:
-        with open_input(location) as stream:
+        with open_input(location, meter) as stream:
             convert_options, stream = _text_columns(stream, source, location)
             reader = pacsv.open_csv(
                 io.BufferedReader(stream) if isinstance(stream, _Replay) else stream,
@@ -298,9 +338,9 @@ def _explain_arrow_error(message: str, source: FileSource, location: str) -> str
 # --- JSON lines, Parquet, SQL -------------------------------------------------------
 
 
-def _read_jsonl(source: FileSource, location: str) -> Iterator[Chunk]:
+def _read_jsonl(source: FileSource, location: str, meter: InputMeter | None) -> Iterator[Chunk]:
     try:
-        with open_input(location) as stream:
+        with open_input(location, meter) as stream:
             text = io.TextIOWrapper(stream, encoding=source.encoding)
             for frame in pd.read_json(text, lines=True, chunksize=source.chunk_rows, dtype=False):
                 yield Chunk(frame=frame, rows_read=len(frame), location=location)

@@ -174,6 +174,8 @@ class _Pass:
                 rows_written=loader.rows_written,
                 rows_rejected=result.rows_rejected,
                 rows_per_s=round(result.rows_read / elapsed) if elapsed else None,
+                bytes_read=chunk.bytes_read,  # with bytes_total, a fraction for progress bars (etlctl --wait)
+                bytes_total=chunk.bytes_total,
             )
 
 

