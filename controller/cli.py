@@ -23,6 +23,7 @@ from job.schedule import Interval, interval_for_tick, parse_interval, parse_time
 app = typer.Typer(name="etlctl", help="Run kubetl pipelines on Kubernetes: now, for past intervals, or to catch up.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 POLL_S = 2.0
+BAR_WIDTH = 24
 
 
 class Output(str, Enum):
@@ -152,9 +153,9 @@ def watch(k: Kube, name: str, follow: bool) -> str:
                     followed.add(pod_name)
                     _stream_logs(k, pod_name)
         else:
-            line = _progress_line(k, name, current)
+            line = _progress_line(k, name, current, tty)
             if line != last:
-                typer.echo(("\r" + line.ljust(100)) if tty else line, err=True, nl=not tty)
+                typer.echo(f"\r{line}\x1b[K" if tty else line, err=True, nl=not tty)  # on a terminal: redraw the line
                 last = line
         if current in r.FINISHED:
             if tty and not follow:
@@ -163,8 +164,8 @@ def watch(k: Kube, name: str, follow: bool) -> str:
         time.sleep(POLL_S)
 
 
-def _progress_line(k: Kube, name: str, current: str) -> str:
-    """`run NAME: running, 120000 rows read, 118000 written, 95000 rows/s` from the pod's JSON logs."""
+def _progress_line(k: Kube, name: str, current: str, tty: bool) -> str:
+    """The run's latest progress, from its newest pod's JSON log lines (see progress_text)."""
     for pod in reversed(r.pods_of(k, name)):
         try:
             text = k.request("get", "pods/log", "GET", k.path("", "pods", pod["metadata"]["name"], "log"), {"tailLines": 20})
@@ -175,13 +176,27 @@ def _progress_line(k: Kube, name: str, current: str) -> str:
                 record = json.loads(raw)
             except ValueError:
                 continue
-            if record.get("event") in ("run.progress", "run.succeeded", "run.failed"):
-                return (f"run {name}: {current}, {record.get('rows_read', 0)} rows read, "
-                        f"{record.get('rows_written', record.get('rows_loaded', 0))} written, "
-                        f"{record.get('rows_rejected', 0)} rejected" +
-                        (f", {record['rows_per_s']} rows/s" if record.get("rows_per_s") else ""))
+            if isinstance(record, dict) and record.get("event") in ("run.progress", "run.succeeded", "run.failed"):
+                return progress_text(name, current, record, tty)
         break
     return f"run {name}: {current}"
+
+
+def progress_text(name: str, current: str, record: dict[str, Any], tty: bool) -> str:
+    """`run NAME: running [#########-----------] 45%, 120000 rows read, ...` from an
+    etl-job progress record. The bar (a terminal only) and the percentage come from
+    bytes_read/bytes_total, which etl-job reports for files whose size it knows."""
+    done, total = record.get("bytes_read"), record.get("bytes_total")
+    if current == "succeeded":
+        done = total
+    fraction = ""
+    if done is not None and total:
+        share = min(done / total, 1.0)
+        bar = f"[{'#' * round(share * BAR_WIDTH):-<{BAR_WIDTH}}] " if tty else ""
+        fraction = f" {bar}{share:.0%},"
+    return (f"run {name}: {current}{fraction} {record.get('rows_read', 0)} rows read, "
+            f"{record.get('rows_written', record.get('rows_loaded', 0))} written, {record.get('rows_rejected', 0)} rejected"
+            + (f", {record['rows_per_s']} rows/s" if record.get("rows_per_s") else ""))
 
 
 def _stream_logs(k: Kube, pod: str) -> None:

@@ -168,6 +168,8 @@ def test_helm_upgrade_keeps_the_generated_password_and_the_data(namespace, value
     # The jobs still reach the database with that password.
     out = namespace.etlctl("run", "airlines", "--wait")
     assert out.returncode == 0, out.stdout + out.stderr
+    # Without --follow or a terminal, --wait prints plain progress lines read from the pod's JSON log.
+    assert ": succeeded 16 rows read, 16 written, 0 rejected" in out.stderr, out.stderr
 
 
 def test_helm_uninstall_removes_the_release_and_keeps_the_data_volume(namespace):

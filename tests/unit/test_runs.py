@@ -77,3 +77,19 @@ def test_ad_hoc_pipelines_have_nothing_to_catch_up():
 def test_daily_intervals_across_the_autumn_clock_change_are_25_hours():
     fall = interval_for_tick(*DAILY_NY, parse_time("2013-11-03T12:00:00Z"))
     assert (fall.start, fall.end) == (t(2013, 11, 2, 6), t(2013, 11, 3, 7))
+
+
+def test_progress_shows_a_bar_on_a_terminal_and_a_percentage_in_plain_lines():
+    from controller.cli import progress_text
+
+    record = {"event": "run.progress", "rows_read": 120000, "rows_written": 118000, "rows_rejected": 2000,
+              "rows_per_s": 95000, "bytes_read": 4_500_000, "bytes_total": 10_000_000}
+    assert progress_text("r1", "running", record, tty=True) == (
+        "run r1: running [###########-------------] 45%, 120000 rows read, 118000 written, 2000 rejected, 95000 rows/s")
+    assert progress_text("r1", "running", record, tty=False) == (
+        "run r1: running 45%, 120000 rows read, 118000 written, 2000 rejected, 95000 rows/s")
+    # A URL or a query has no size known up front: counts only.
+    unsized = {k: v for k, v in record.items() if not k.startswith("bytes")} | {"bytes_read": None, "bytes_total": None}
+    assert progress_text("r1", "running", unsized, tty=True) == "run r1: running 120000 rows read, 118000 written, 2000 rejected, 95000 rows/s"
+    finished = {"event": "run.succeeded", "rows_read": 336776, "rows_loaded": 26338, "rows_rejected": 527}
+    assert progress_text("r1", "succeeded", finished, tty=False) == "run r1: succeeded 336776 rows read, 26338 written, 527 rejected"
