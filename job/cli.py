@@ -152,6 +152,29 @@ def list_pipelines(config: ConfigOption = None, output: OutputOption = Output.ta
 
 
 @app.command()
+def init() -> None:
+    """Create the run ledger (etl_runs, etl_rejects) if it is missing, and check it can be read.
+
+    Runs create it too; the chart's `helm test` runs this, so a new release proves
+    its database answers with its credentials and holds the ledger."""
+    import sqlalchemy as sa
+
+    url, source = database_url()
+    engine = make_engine(url)
+    try:
+        ledger.ensure(engine)
+        with engine.connect() as conn:
+            recorded = conn.execute(sa.select(sa.func.count()).select_from(ledger.runs)).scalar_one()
+    except sa.exc.OperationalError as exc:
+        fail(f"cannot reach the database ({source}): {describe_error(exc)}", 1)
+    except sa.exc.SQLAlchemyError as exc:
+        fail(f"cannot create or read the ledger: {describe_error(exc)}", 1)
+    finally:
+        engine.dispose()
+    typer.echo(f"ledger ready: etl_runs ({recorded} runs) and etl_rejects in {sa.make_url(url).render_as_string(hide_password=True)}")
+
+
+@app.command()
 def runs(
     pipeline: Annotated[Optional[str], typer.Argument(help="Only this pipeline's runs")] = None,
     limit: Annotated[int, typer.Option(help="How many recent runs")] = 20,

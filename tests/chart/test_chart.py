@@ -67,6 +67,9 @@ def test_defaults_render_the_whole_system(render):
     assert env["PGHOST"] == "rel-kubetl-postgresql"
     assert env["PGPASSWORD"] == {"secretKeyRef": {"name": "rel-kubetl-postgresql", "key": "password"}}
     assert env["KUBETL_JOB_NAME"] == {"fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}}
+    [helm_test] = of_kind(docs, "Pod")
+    assert helm_test["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert helm_test["spec"]["containers"][0]["args"] == ["init"]  # creates the ledger if missing, then reads it
 
 
 def test_pipeline_without_schedule_gets_a_suspended_cronjob_for_ad_hoc_runs(render):

@@ -193,6 +193,8 @@ def test_unreachable_database_fails_with_exit_1(tmp_path, etl_job):
     assert result.returncode == 1
     assert "etl-job: error: cannot reach the database (postgresql+psycopg2://nobody:***@127.0.0.1:" in result.stderr
     assert "Connection refused" in result.stderr
+    init = etl_job("init", env={"DATABASE_URL": url})
+    assert init.returncode == 1 and init.stderr.startswith("etl-job: error: cannot reach the database (DATABASE_URL): ")
 
 
 def test_validate_reports_every_problem_with_exit_2(tmp_path, etl_job):

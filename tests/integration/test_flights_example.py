@@ -55,3 +55,15 @@ def test_runs_and_rejects_commands_read_the_ledger(pg_url, etl_job):
     assert runs.returncode == 0 and json.loads(runs.stdout)[0]["rows_loaded"] == 26_338
     reasons = etl_job("rejects", "flights", "-o", "json", env={"DATABASE_URL": pg_url})
     assert sum(r["rows"] for r in json.loads(reasons.stdout)) == 527
+
+
+def test_init_creates_the_ledger_once_and_reports_what_it_holds(pg_url, etl_job):
+    """What the chart's `helm test` runs against a new release's database."""
+    first = etl_job("init", env={"DATABASE_URL": pg_url})
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("ledger ready: etl_runs (0 runs) and etl_rejects in postgresql")
+    assert "***" in first.stdout  # the password is not printed
+    assert query(pg_url, "select count(*) from information_schema.tables where table_name in ('etl_runs', 'etl_rejects')") == [(2,)]
+    run(etl_job, pg_url, "airlines")
+    again = etl_job("init", env={"DATABASE_URL": pg_url})
+    assert again.returncode == 0 and "etl_runs (1 runs)" in again.stdout
