@@ -108,12 +108,27 @@ def test_an_etl_pod_killed_mid_load_is_retried_and_the_counts_are_exact(namespac
 
     victim = namespace.wait_for("the run to report progress", loading_pod, timeout=240, every=0.5)
     namespace.kubectl("delete", "pod", victim, "--grace-period=0", "--force")
-    namespace.kubectl("wait", f"job/{name}", "--for=condition=Complete", "--timeout=600s", timeout=620)
+    # `etlctl logs -f` follows the run into the Job's next pod and exits with the run's outcome.
+    followed = namespace.etlctl("logs", name, "-f", timeout=620)
+    assert followed.returncode == 0, followed.stdout[-2000:] + followed.stderr
+    assert '"event": "run.succeeded"' in followed.stdout
     pods = [p["metadata"]["name"] for p in namespace.get("pods", "-l", f"batch.kubernetes.io/job-name={name}")["items"]]
     assert victim not in pods and pods, pods
     assert int(namespace.sql("SELECT count(*) FROM flights_throttled")) == expected_rows(YEAR)
     statuses = namespace.sql("SELECT status FROM etl_runs WHERE pipeline = 'flights-throttled'").split()
     assert statuses.count("succeeded") == 1, statuses
+
+
+def test_etlctl_cancel_stops_a_run_and_its_pod(namespace):
+    out = namespace.etlctl("run", "flights-throttled", "--interval", JANUARY, "-o", "json")
+    assert out.returncode == 0, out.stderr
+    name = json.loads(out.stdout)["run"]
+    pods = lambda: namespace.get("pods", "-l", f"batch.kubernetes.io/job-name={name}")["items"]  # noqa: E731
+    namespace.wait_for("the run's pod to start", lambda: any(p["status"].get("phase") == "Running" for p in pods()), timeout=120)
+    cancelled = namespace.etlctl("cancel", name)
+    assert cancelled.returncode == 0 and cancelled.stdout.strip() == f"run {name} cancelled"
+    namespace.wait_for("the run's pod to go", lambda: not pods(), timeout=120)
+    assert [j["metadata"]["name"] for j in namespace.jobs("flights-throttled") if j["metadata"]["name"] == name] == []
 
 
 def snapshot(namespace) -> dict[str, str]:
