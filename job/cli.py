@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -20,6 +22,9 @@ from job.db import database_url, describe_error, make_engine
 from job.errors import ConfigError, EtlError
 from job.logs import Log
 from job.schedule import Interval, interval_for_tick, parse_interval, parse_time, tick_of_scheduled_job
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 app = typer.Typer(
     name="etl-job",
@@ -151,6 +156,24 @@ def list_pipelines(config: ConfigOption = None, output: OutputOption = Output.ta
     _print(rows, output)
 
 
+@contextmanager
+def ledger_database(doing: str, read_only: bool = True) -> Iterator[sa.Engine]:
+    """The run database, for the ledger commands: a database error ends the
+    command with one line saying what it was DOING, and exit code 1."""
+    import sqlalchemy as sa
+
+    url, source = database_url()
+    engine = make_engine(url, read_only=read_only)
+    try:
+        yield engine
+    except sa.exc.OperationalError as exc:
+        fail(f"cannot reach the database ({source}): {describe_error(exc)}", 1)
+    except sa.exc.SQLAlchemyError as exc:
+        fail(f"cannot {doing}: {describe_error(exc)}", 1)
+    finally:
+        engine.dispose()
+
+
 @app.command()
 def init() -> None:
     """Create the run ledger (etl_runs, etl_rejects) if it is missing, and check it can be read.
@@ -159,19 +182,12 @@ def init() -> None:
     its database answers with its credentials and holds the ledger."""
     import sqlalchemy as sa
 
-    url, source = database_url()
-    engine = make_engine(url)
-    try:
+    with ledger_database("create or read the ledger", read_only=False) as engine:
         ledger.ensure(engine)
         with engine.connect() as conn:
             recorded = conn.execute(sa.select(sa.func.count()).select_from(ledger.runs)).scalar_one()
-    except sa.exc.OperationalError as exc:
-        fail(f"cannot reach the database ({source}): {describe_error(exc)}", 1)
-    except sa.exc.SQLAlchemyError as exc:
-        fail(f"cannot create or read the ledger: {describe_error(exc)}", 1)
-    finally:
-        engine.dispose()
-    typer.echo(f"ledger ready: etl_runs ({recorded} runs) and etl_rejects in {sa.make_url(url).render_as_string(hide_password=True)}")
+        where = engine.url.render_as_string(hide_password=True)
+    typer.echo(f"ledger ready: etl_runs ({recorded} runs) and etl_rejects in {where}")
 
 
 @app.command()
@@ -181,19 +197,8 @@ def runs(
     output: OutputOption = Output.table,
 ) -> None:
     """Show recent runs from the ledger."""
-    import sqlalchemy as sa
-
-    url, _ = database_url()
-    engine = make_engine(url, read_only=True)
-    try:
-        with engine.connect() as conn:
-            rows = ledger.recent(conn, pipeline, limit) if ledger.exists(conn) else []
-    except sa.exc.OperationalError as exc:
-        fail(f"cannot reach the database: {describe_error(exc)}", 1)
-    except sa.exc.SQLAlchemyError as exc:
-        fail(f"cannot read the ledger: {describe_error(exc)}", 1)
-    finally:
-        engine.dispose()
+    with ledger_database("read the ledger") as engine, engine.connect() as conn:
+        rows = ledger.recent(conn, pipeline, limit) if ledger.exists(conn) else []
     columns = ["id", "pipeline", "interval_start", "interval_end", "trigger", "status", "rows_read", "rows_loaded", "rows_rejected", "started_at", "finished_at", "error"]
     _print([{k: row[k] for k in columns} for row in rows], output)
 
@@ -205,26 +210,15 @@ def rejects(
     output: OutputOption = Output.table,
 ) -> None:
     """Count a run's quarantined rows by reason (rows themselves are in etl_rejects)."""
-    import sqlalchemy as sa
-
-    url, _ = database_url()
-    engine = make_engine(url, read_only=True)
-    try:
-        with engine.connect() as conn:
-            if not ledger.exists(conn):
-                fail("no runs in the ledger yet (the database has no etl_runs table)", 1)
-            if run_id is None:
-                latest = ledger.recent(conn, pipeline, limit=1)
-                if not latest:
-                    fail(f"no runs of pipeline {pipeline!r} in the ledger", 1)
-                run_id = latest[0]["id"]
-            rows = ledger.reject_reasons(conn, run_id)
-    except sa.exc.OperationalError as exc:
-        fail(f"cannot reach the database: {describe_error(exc)}", 1)
-    except sa.exc.SQLAlchemyError as exc:
-        fail(f"cannot read the ledger: {describe_error(exc)}", 1)
-    finally:
-        engine.dispose()
+    with ledger_database("read the ledger") as engine, engine.connect() as conn:
+        if not ledger.exists(conn):
+            fail("no runs in the ledger yet (the database has no etl_runs table)", 1)
+        if run_id is None:
+            latest = ledger.recent(conn, pipeline, limit=1)
+            if not latest:
+                fail(f"no runs of pipeline {pipeline!r} in the ledger", 1)
+            run_id = latest[0]["id"]
+        rows = ledger.reject_reasons(conn, run_id)
     _print(rows, output)
 
 
