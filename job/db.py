@@ -71,6 +71,5 @@ def describe_error(error: BaseException, limit: int = 300) -> str:
     primary = getattr(diag, "message_primary", None)
     if primary:
         text = f"{primary}: {diag.message_detail}" if diag.message_detail else primary
-        text = " ".join(text.split())
-        return text if len(text) <= limit else text[: limit - 3] + "..."
+        return one_line(" ".join(text.split()), limit)
     return one_line(error, limit)

@@ -43,8 +43,8 @@ class StepFailed(EtlError):
     exit_code = 1
 
 
-def one_line(error: BaseException, limit: int = 300) -> str:
-    """An exception as one line (its first), for messages that must stay one line."""
+def one_line(error: BaseException | str, limit: int = 300) -> str:
+    """An exception (or text) as one line (its first), for messages that must stay one line."""
     lines = str(error).strip().splitlines()
     text = lines[0].strip() if lines else type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
