@@ -9,7 +9,11 @@ that dies at any point leaves the target as it was. Per mode:
   upsert              stage, then delete matching keys and insert (last row wins)
   replace             build a new table, then swap it in by rename
 
-On PostgreSQL rows go in through COPY; elsewhere (SQLite) through executemany.
+On PostgreSQL rows go in through COPY, in a pipeline of three threads: the
+caller parses and types chunk n+2 while a render thread turns chunk n+1 into
+CSV and a COPY thread sends chunk n, so the server is kept busy. The work is in
+Arrow, numpy, libpq and the server, which release the GIL. Elsewhere (SQLite)
+rows go in through executemany, on the caller's thread.
 Identifiers always go through SQLAlchemy or psycopg2.sql quoting, never
 string formatting.
 """
@@ -24,11 +28,10 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 from job import config as c
-from job import ledger
+from job import ledger, pgcsv
 from job.db import describe_error
 from job.errors import InputError, LoadError
 from job.schedule import Interval
@@ -67,16 +70,15 @@ def column_type_of(sql_type: sa.types.TypeEngine) -> c.ColumnType:
     return "text"
 
 
-class _BackgroundWriter:
-    """Runs database writes on one background thread, in order, so that parsing
-    and typing the next chunk overlap with rendering and COPYing this one (the
-    work is in Arrow, libpq and the server, which release the GIL). At most
-    two chunks wait in the queue, so memory stays flat."""
+class _Worker:
+    """Runs calls on one background thread, in order; at most DEPTH wait in its
+    queue, so memory stays flat. An error stops the worker and is raised in
+    the thread that calls submit or drain next."""
 
-    def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.Queue(maxsize=2)
+    def __init__(self, name: str, depth: int) -> None:
+        self._queue: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._loop, name="kubetl-writer", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, function: Callable[..., None], *args: Any) -> None:
@@ -89,11 +91,11 @@ class _BackgroundWriter:
             if self._error is None:
                 try:
                     item[0](*item[1])
-                except BaseException as exc:  # handed to the main thread at its next submit or drain
+                except BaseException as exc:  # noqa: BLE001 - handed over at the next submit or drain
                     self._error = exc
 
     def drain(self) -> None:
-        """Wait for every queued write; raise the first error any of them hit."""
+        """Wait for every queued call; raise the first error any of them hit."""
         self._queue.put(None)
         self._thread.join()
         if self._error is not None:
@@ -141,7 +143,8 @@ class Loader:
         self.plan: LoadPlan | None = None
         self.rows_written = 0
         self.batch_key = f"{pipeline}|{interval}" if interval else f"{pipeline}|*"
-        self._writer: _BackgroundWriter | None = None
+        self._render: _Worker | None = None  # PostgreSQL: chunk -> CSV, on its own thread,
+        self._send: _Worker | None = None  # then CSV -> COPY on another, so the server never waits for rendering
         if spec.mode == "overwrite_interval" and interval is None:
             raise InputError("load mode overwrite_interval needs a run interval: pass --interval or --scheduled-at")
 
@@ -159,7 +162,7 @@ class Loader:
         if len(frame):
             if self.spec.mode == "append":
                 frame = frame.assign(**{BATCH_COLUMN: self.batch_key})
-            self._submit(self._copy if self.postgres else self._insert, self.plan.table, frame)
+            self._write(self.plan.table, frame)
             self.rows_written += len(frame)
         return StepResult(frame, rejects)
 
@@ -172,26 +175,29 @@ class Loader:
                 {"run_id": run_id, "pipeline": pipeline, "location": [r.location for r in rejects],
                  "reason": [r.reason for r in rejects], "row": [r.row for r in rejects]}
             )
-            self._submit(self._copy, ledger.rejects, frame)
+            self._write(ledger.rejects, frame)
         else:
             ledger.write_rejects(self.conn, run_id, pipeline, rejects)
 
-    def _submit(self, function: Callable[..., None], *args: Any) -> None:
-        if not self.postgres:  # SQLite connections belong to the thread that made them
-            function(*args)
+    def _write(self, table: sa.Table, frame: pd.DataFrame) -> None:
+        if not self.postgres:  # SQLite: connections belong to the thread that made them
+            self._insert(table, frame)
             return
-        if self._writer is None:
-            self._writer = _BackgroundWriter()
-        self._writer.submit(function, *args)
+        if self._render is None or self._send is None:
+            self._render, self._send = _Worker("kubetl-render", depth=1), _Worker("kubetl-copy", depth=2)
+        self._render.submit(self._render_csv, self._send, table, frame)
 
     def drain(self) -> None:
         """Wait for queued writes (raising their error); the connection is the caller's again."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.drain()
+        render, send, self._render, self._send = self._render, self._send, None, None
+        if render is not None and send is not None:
+            try:
+                render.drain()
+            finally:
+                send.drain()
 
     def abort(self) -> None:
-        """Stop the writer after a failure, ignoring its errors: the transaction rolls back anyway."""
+        """Stop the write threads after a failure, ignoring its errors: the transaction rolls back anyway."""
         try:
             self.drain()
         except BaseException:  # noqa: BLE001 - the original failure is the one that matters
@@ -371,25 +377,28 @@ class Loader:
         name = self.target_name if self.plan is not None and table is self.plan.table else table.name
         return LoadError(f"the database refused rows for table {name}: {describe_error(error)}")
 
-    def _copy(self, table: sa.Table, frame: pd.DataFrame) -> None:
-        """COPY the frame in as CSV rendered by Arrow (much faster than pandas' to_csv).
-        Runs on the writer thread: it touches only the raw DBAPI connection."""
+    def _render_csv(self, send: _Worker, table: sa.Table, frame: pd.DataFrame) -> None:
+        """On the render thread: FRAME as CSV through Arrow (much faster than
+        pandas' to_csv), queued for the COPY thread SEND."""
+        buffer = io.BytesIO()
+        pgcsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buffer)
+        buffer.seek(0)
+        send.submit(self._copy, table, list(frame.columns), buffer)
+
+    def _copy(self, table: sa.Table, columns: list[str], csv: io.BytesIO) -> None:
+        """On the COPY thread: send CSV into TABLE. It touches only the raw DBAPI connection."""
         import psycopg2
         from psycopg2 import sql
 
-        buffer = io.BytesIO()
-        arrow = pa.Table.from_pandas(frame, preserve_index=False)
-        pacsv.write_csv(arrow, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-        buffer.seek(0)
         target = sql.Identifier(table.name)
         if table.schema:
             target = sql.Identifier(table.schema, table.name)
         statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-            target, sql.SQL(", ").join(sql.Identifier(col) for col in frame.columns)
+            target, sql.SQL(", ").join(sql.Identifier(col) for col in columns)
         )
         cursor = self.conn.connection.dbapi_connection.cursor()
         try:
-            cursor.copy_expert(statement, buffer)
+            cursor.copy_expert(statement, csv)
         except psycopg2.Error as exc:
             raise self._refused(table, exc) from None
         finally:
