@@ -4,6 +4,7 @@ Exit codes: 0 success, 1 the run failed, 2 bad configuration or input.
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -82,6 +83,17 @@ def scheduled_time(value: str, tz: str, env: dict[str, str] | None = None) -> da
     if value == "now":
         return datetime.now(timezone.utc)
     return parse_time(value, tz)
+
+
+def _arrow_memory_pool() -> None:
+    """Arrow's buffers from jemalloc where the wheel has it: with three threads
+    allocating, mimalloc (its default) kept about 40 MB more resident at 2M rows."""
+    import pyarrow as pa
+
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except NotImplementedError:
+        pass
 
 
 @app.command()
@@ -251,6 +263,11 @@ def _cell(value: Any) -> str:
 
 
 def main() -> None:
+    # Everything imported by now lives as long as the process: keep the garbage
+    # collector from walking it in every full collection and again at exit
+    # (flights: 1.69 s -> 1.43 s a run).
+    gc.freeze()
+    _arrow_memory_pool()
     try:
         app()
     except KeyboardInterrupt:
