@@ -35,7 +35,7 @@ from job import ledger, pgcsv
 from job.db import describe_error
 from job.errors import InputError, LoadError
 from job.schedule import Interval
-from job.transform import StepResult, add_reason, reject_rows
+from job.transform import StepResult, add_reason, frame_of, reject_rows
 from job.types import cast, infer_type
 
 BATCH_COLUMN = "_etl_batch"
@@ -226,7 +226,7 @@ class Loader:
             if kind == "text":
                 holds_nul = typed[column].str.contains("\x00", regex=False).fillna(False).astype(bool)
                 reasons = add_reason(reasons, holds_nul, f"{column}: text holds a NUL character, which a database text column cannot store")
-        frame = pd.DataFrame(typed, index=frame.index)
+        frame = frame_of(typed, frame.index)
         for key in self.spec.keys:
             if key not in frame.columns:
                 raise InputError(f"upsert key column {key!r} is not in the data (columns: {list(frame.columns)})")

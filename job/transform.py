@@ -48,6 +48,13 @@ def reject_rows(frame: pd.DataFrame, reasons: pd.Series, location: str = "") -> 
     return frame.loc[~bad], rejects
 
 
+def frame_of(columns: dict[str, pd.Series], index: pd.Index) -> pd.DataFrame:
+    """A frame of COLUMNS, which are already in INDEX's row order: taken by
+    position, not aligned label by label (which costs more than the rest of
+    building it on a filtered index)."""
+    return pd.DataFrame({name: column.array for name, column in columns.items()}, index=index, copy=False)
+
+
 def add_reason(reasons: pd.Series, mask: pd.Series, reason: str | pd.Series) -> pd.Series:
     """Record REASON for the rows in MASK, keeping reasons already there."""
     if not mask.any():
@@ -112,7 +119,7 @@ class Schema:
             if failed.any():
                 raw = frame[column].astype("string")
                 reasons = add_reason(reasons, failed, f"{column}: cannot read '" + raw.str.slice(0, 40) + f"' as {kind}")
-        frame = pd.DataFrame(typed, index=frame.index)
+        frame = frame_of(typed, frame.index)
         frame, rejects = reject_rows(frame, reasons, location)
         return StepResult(frame, rejects)
 

@@ -17,6 +17,7 @@ from job.config import ColumnType
 
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
+_ARROW_TIMESTAMPS = {"timestamp": pa.timestamp("us"), "timestamptz": pa.timestamp("us", tz="UTC")}
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ISO_TS = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
 _ISO_TSTZ = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)$")
@@ -137,8 +138,13 @@ def _to_datetime(series: pd.Series, kind: str, fmt: str | None) -> pd.Series:
     if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(series):
         typed = series
     else:
-        text = series.astype("string")
-        typed = pd.to_datetime(text, errors="coerce", format=fmt or "ISO8601", utc=kind == "timestamptz")
+        # Arrow's ISO 8601 cast is ~7x pandas' but takes only an offset for
+        # timestamptz and none for timestamp, all or nothing; pandas does the rest.
+        fast = _ARROW_TIMESTAMPS.get(kind) if fmt is None else None
+        typed = _arrow_cast(series, fast) if fast is not None else None
+        if typed is None:
+            text = series.astype("string")
+            typed = pd.to_datetime(text, errors="coerce", format=fmt or "ISO8601", utc=kind == "timestamptz")
     if kind == "timestamptz" and not isinstance(typed.dtype, pd.DatetimeTZDtype):
         typed = typed.dt.tz_localize("UTC")
     if kind != "timestamptz" and isinstance(typed.dtype, pd.DatetimeTZDtype):
