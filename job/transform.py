@@ -68,27 +68,36 @@ def add_reason(reasons: pd.Series, mask: pd.Series, reason: str | pd.Series) -> 
 
 class SeenKeys:
     """The keys a run has seen so far, across chunks (for dedupe and the unique
-    rule): 64-bit hashes in one sorted numpy array, 8 bytes a distinct key
-    where a Python set of ints takes about 70, so memory stays small as input grows."""
+    rule): 64-bit hashes in sorted numpy arrays, 8 bytes a distinct key where a
+    Python set of ints takes about 70. New keys join the last array until it
+    holds RUN_KEYS, then start another, so adding keys never copies more than
+    one array (5M keys: 40 MB held, where one ever-growing array briefly
+    needed twice that for every chunk's insert)."""
+
+    RUN_KEYS = 1 << 20
 
     def __init__(self) -> None:
-        self._hashes = np.empty(0, dtype=np.uint64)
+        self._runs: list[np.ndarray] = []
 
     def repeats(self, keys: pd.DataFrame) -> np.ndarray:
         """A mask of the rows whose key came earlier (in this frame or a previous
         one); the keys of the other rows are remembered."""
         hashes = pd.util.hash_pandas_object(keys, index=False).to_numpy()
         repeat = pd.Series(hashes).duplicated().to_numpy()
-        if len(self._hashes):
-            positions = np.minimum(np.searchsorted(self._hashes, hashes), len(self._hashes) - 1)
-            repeat = repeat | (self._hashes[positions] == hashes)
+        for run in self._runs:
+            positions = np.minimum(np.searchsorted(run, hashes), len(run) - 1)
+            repeat = repeat | (run[positions] == hashes)
         new = np.sort(hashes[~repeat])
-        self._hashes = np.insert(self._hashes, np.searchsorted(self._hashes, new), new)
+        if len(new) and self._runs and len(self._runs[-1]) + len(new) <= self.RUN_KEYS:
+            last = self._runs.pop()
+            new = np.insert(last, np.searchsorted(last, new), new)
+        if len(new):
+            self._runs.append(new)
         return repeat
 
     @property
     def nbytes(self) -> int:
-        return int(self._hashes.nbytes)
+        return sum(int(run.nbytes) for run in self._runs)
 
 
 class Schema:

@@ -122,6 +122,16 @@ def test_seen_keys_finds_repeats_within_and_across_chunks_in_8_bytes_a_key():
     assert seen.nbytes == 8 * (5 + 100_000)
 
 
+def test_seen_keys_past_one_array(monkeypatch):
+    monkeypatch.setattr(SeenKeys, "RUN_KEYS", 1000)
+    seen = SeenKeys()
+    for start in range(0, 5000, 700):  # chunks that straddle the arrays' limits
+        chunk = pd.DataFrame({"k": range(start, start + 700)})
+        assert not seen.repeats(chunk).any()
+    assert seen.repeats(pd.DataFrame({"k": [0, 999, 1000, 5599, 5600, 5600]})).tolist() == [True, True, True, True, False, True]
+    assert seen.nbytes == 8 * 5601 and len(seen._runs) > 4
+
+
 def test_lookup_adds_columns_and_rejects_missing_keys(tmp_path):
     ref = tmp_path / "ref.csv"
     ref.write_text("code,name\nAA,American\nUA,United\n")
