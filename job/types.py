@@ -52,10 +52,12 @@ def infer_type(series: pd.Series, from_values: bool = True) -> ColumnType:
         return "int"
     if _arrow_cast(values, pa.float64()) is not None:
         return "float"
-    if not cast(values, "bool")[1].any():
+    # Every value must pass, so the first one decides cheaply for most text.
+    first = str(values.iloc[0])
+    if first.strip().lower() in _TRUE | _FALSE and not cast(values, "bool")[1].any():
         return "bool"
     for pattern, kind in ((_ISO_DATE, "date"), (_ISO_TS, "timestamp"), (_ISO_TSTZ, "timestamptz")):
-        if values.str.fullmatch(pattern).all():
+        if pattern.fullmatch(first) and values.str.fullmatch(pattern).all():
             return kind  # type: ignore[return-value]
     return "text"
 
