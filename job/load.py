@@ -197,7 +197,7 @@ class Loader:
                 send.drain()
 
     def abort(self) -> None:
-        """Stop the write threads after a failure, ignoring its errors: the transaction rolls back anyway."""
+        """Stop the write threads after a failure, ignoring their errors: the transaction rolls back anyway."""
         try:
             self.drain()
         except BaseException:  # noqa: BLE001 - the original failure is the one that matters
