@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,8 +133,19 @@ def required_columns(table: sa.Table) -> list[str]:
 
 
 class Loader:
-    def __init__(self, conn: sa.Connection, spec: c.Load, pipeline: str, interval: Interval | None) -> None:
+    def __init__(
+        self,
+        conn: sa.Connection,
+        spec: c.Load,
+        pipeline: str,
+        interval: Interval | None,
+        source_types: Mapping[str, c.ColumnType] | None = None,
+    ) -> None:
         self.conn = conn
+        # The source's column types, declared or settled by its first chunk
+        # (Schema.types). pandas holds a date as a timestamp and a numeric as a
+        # float; a table this run creates takes date and numeric from here.
+        self.source_types = source_types if source_types is not None else {}
         self.spec = spec
         self.pipeline = pipeline
         self.interval = interval
@@ -248,7 +259,7 @@ class Loader:
 
     def _prepare(self, frame: pd.DataFrame) -> LoadPlan:
         existing = self._reflect(self.spec.table)
-        data_types = {col: infer_type(frame[col], from_values=False) for col in frame.columns}
+        data_types = {col: self._new_column_type(frame[col]) for col in frame.columns}
         mode = self.spec.mode
         if mode == "replace":
             new = self._create(work_table_name(self.spec.table, "new"), data_types, temporary=False)
@@ -274,6 +285,20 @@ class Loader:
         # upsert: rows go to a staging table first, merged in finish()
         staging = self._create(work_table_name(self.spec.table, "stage"), types, temporary=True, sequence=True)
         return LoadPlan(staging, types, list(data_types), required)
+
+    def _new_column_type(self, column: pd.Series) -> c.ColumnType:
+        """The type of COLUMN in a table this run creates: its dtype's, or the
+        source's date or numeric that the dtype stands for (a date only while
+        every value is still a whole day)."""
+        kind = infer_type(column, from_values=False)
+        said = self.source_types.get(str(column.name))
+        if kind == "float" and said == "numeric":
+            return "numeric"
+        if kind == "timestamp" and said == "date":
+            days = column.dropna()
+            if (days == days.dt.normalize()).all():
+                return "date"
+        return kind
 
     def finish(self) -> int:
         """Merge or swap as the mode needs; return the number of rows now loaded by this run."""

@@ -140,8 +140,9 @@ class _Pass:
 
     def load(self, conn: sa.Connection) -> None:
         source = self.pipeline.source
-        stages = [Schema(source).conform, Steps(self.pipeline.transform, self.interval).apply, Rules(self.pipeline.validate_).check]
-        loader = Loader(conn, self.pipeline.load, self.pipeline.name, self.interval)
+        schema = Schema(source)
+        stages = [schema.conform, Steps(self.pipeline.transform, self.interval).apply, Rules(self.pipeline.validate_).check]
+        loader = Loader(conn, self.pipeline.load, self.pipeline.name, self.interval, source_types=schema.types)
         try:
             for chunk in extract(source, self.interval):
                 self._chunk(chunk, stages, loader)
