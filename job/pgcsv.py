@@ -27,29 +27,30 @@ def write_csv(table: pa.Table, sink: IO[bytes]) -> None:
     pacsv.write_csv(pa.table(columns, names=table.column_names), sink, _WRITE_OPTIONS)
 
 
-def render_temporal(column: pa.ChunkedArray) -> pa.ChunkedArray:
+def render_temporal(column: pa.ChunkedArray, sep: str = " ", utc: str = "+00") -> pa.ChunkedArray:
     """COLUMN as ISO 8601 text if it holds dates or timestamps; else COLUMN as it is.
 
-    Timestamps with a time zone are rendered in UTC with "+00"; the fraction of
-    a second only when some value has one. Years outside 1..9999 (which
-    four digits cannot hold) leave the column to Arrow's own writer.
+    Date and time are joined by SEP. Timestamps with a time zone are rendered
+    in UTC, marked with UTC; the fraction of a second only when some value has
+    one. Years outside 1..9999 (which four digits cannot hold) leave the
+    column as it is, to Arrow's own writer.
     """
     kind = column.type
     if pa.types.is_timestamp(kind):
-        suffix: str | None = "+00" if kind.tz is not None else ""
+        suffix: str | None = utc if kind.tz is not None else ""
         values = column.cast(pa.int64())
         to_micros = _MICROS_PER_UNIT[kind.unit]
     elif pa.types.is_date(kind):
         suffix, values, to_micros = None, column.cast(pa.date32()).cast(pa.int32()).cast(pa.int64()), _US_PER_DAY
     else:
         return column
-    text = _iso_text(values.combine_chunks(), to_micros, suffix)
+    text = _iso_text(values.combine_chunks(), to_micros, sep, suffix)
     return column if text is None else pa.chunked_array([text])
 
 
-def _iso_text(values: pa.Int64Array, to_micros: int | float, suffix: str | None) -> pa.Array | None:
+def _iso_text(values: pa.Int64Array, to_micros: int | float, sep: str, suffix: str | None) -> pa.Array | None:
     """VALUES since 1970 (TO_MICROS microseconds each) as "YYYY-MM-DD" (SUFFIX
-    None) or "YYYY-MM-DD HH:MM:SS[.ffffff]SUFFIX"; None if a year is out of range."""
+    None) or "YYYY-MM-DD{SEP}HH:MM:SS[.ffffff]SUFFIX"; None if a year is out of range."""
     n = len(values)
     valid = values.is_valid().to_numpy(zero_copy_only=False)
     us = values.fill_null(0).to_numpy()
@@ -66,7 +67,7 @@ def _iso_text(values: pa.Int64Array, to_micros: int | float, suffix: str | None)
     fields: list[tuple[np.ndarray | None, int | str]] = [(year, 4), (None, "-"), (month, 2), (None, "-"), (day, 2)]
     if suffix is not None:
         seconds, fraction = np.divmod(in_day, 1_000_000)
-        fields += [(None, " "), (seconds // 3600, 2), (None, ":"), (seconds // 60 % 60, 2), (None, ":"), (seconds % 60, 2)]
+        fields += [(None, sep), (seconds // 3600, 2), (None, ":"), (seconds // 60 % 60, 2), (None, ":"), (seconds % 60, 2)]
         if fraction[valid].any():
             fields += [(None, "."), (fraction, 6)]
         if suffix:

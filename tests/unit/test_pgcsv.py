@@ -1,14 +1,18 @@
-"""job.pgcsv renders dates and timestamps itself; it must say exactly what Python's datetime says."""
+"""job.pgcsv renders dates and timestamps itself (for COPY, and for rejected
+rows' JSON); it must say exactly what Python's datetime says."""
 from __future__ import annotations
 
 import io
+import json
 import random
 from datetime import date, datetime, timedelta, timezone
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 
 from job.pgcsv import render_temporal, write_csv
+from job.transform import rows_as_json
 
 EPOCH = datetime(1970, 1, 1)
 
@@ -73,3 +77,15 @@ def test_other_columns_pass_through_and_csv_is_headerless():
     sink = io.BytesIO()
     write_csv(table, sink)
     assert sink.getvalue().decode() == '1,"a,b","2013-01-01 00:00:00"\n,,\n'
+
+
+def test_reject_rows_keep_their_times_to_the_microsecond():
+    frame = pd.DataFrame({
+        "tz": pd.to_datetime(["2013-01-01T10:00:00.123456Z", None], utc=True),
+        "naive": pd.to_datetime(["2013-01-01 10:00:00", "1999-12-31 23:59:59.5"], format="ISO8601"),
+        "n": pd.array([1, None], dtype="Int64"),
+    }, index=[5, 9])
+    assert [json.loads(row) for row in rows_as_json(frame)] == [
+        {"tz": "2013-01-01T10:00:00.123456Z", "naive": "2013-01-01T10:00:00.000000", "n": 1},
+        {"tz": None, "naive": "1999-12-31T23:59:59.500000", "n": None},
+    ]
