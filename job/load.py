@@ -154,8 +154,9 @@ class Loader:
         self.plan: LoadPlan | None = None
         self.rows_written = 0
         self.batch_key = f"{pipeline}|{interval}" if interval else f"{pipeline}|*"
-        self._render: _Worker | None = None  # PostgreSQL: chunk -> CSV, on its own thread,
-        self._send: _Worker | None = None  # then CSV -> COPY on another, so the server never waits for rendering
+        # PostgreSQL: (render, send) threads, chunk -> CSV on one and CSV -> COPY on the
+        # other, so the server never waits for rendering; started by the first write.
+        self._workers: tuple[_Worker, _Worker] | None = None
         if spec.mode == "overwrite_interval" and interval is None:
             raise InputError("load mode overwrite_interval needs a run interval: pass --interval or --scheduled-at")
 
@@ -194,14 +195,16 @@ class Loader:
         if not self.postgres:  # SQLite: connections belong to the thread that made them
             self._insert(table, frame)
             return
-        if self._render is None or self._send is None:
-            self._render, self._send = _Worker("kubetl-render", depth=1), _Worker("kubetl-copy", depth=2)
-        self._render.submit(self._render_csv, self._send, table, frame)
+        if self._workers is None:
+            self._workers = _Worker("kubetl-render", depth=1), _Worker("kubetl-copy", depth=2)
+        render, send = self._workers
+        render.submit(self._render_csv, send, table, frame)
 
     def drain(self) -> None:
         """Wait for queued writes (raising their error); the connection is the caller's again."""
-        render, send, self._render, self._send = self._render, self._send, None, None
-        if render is not None and send is not None:
+        workers, self._workers = self._workers, None
+        if workers is not None:
+            render, send = workers
             try:
                 render.drain()
             finally:

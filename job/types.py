@@ -142,8 +142,7 @@ def _to_datetime(series: pd.Series, kind: str, fmt: str | None) -> pd.Series:
     else:
         # Arrow's ISO 8601 cast is ~7x pandas' but takes only an offset for
         # timestamptz and none for timestamp, all or nothing; pandas does the rest.
-        fast = _ARROW_TIMESTAMPS.get(kind) if fmt is None else None
-        typed = _arrow_cast(series, fast) if fast is not None else None
+        typed = _arrow_cast(series, _ARROW_TIMESTAMPS[kind]) if fmt is None and kind in _ARROW_TIMESTAMPS else None
         if typed is None:
             text = series.astype("string")
             typed = pd.to_datetime(text, errors="coerce", format=fmt or "ISO8601", utc=kind == "timestamptz")
